@@ -1,0 +1,233 @@
+"""``python -m core``: the dashboard's computations from the command line, as JSON.
+
+Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserInputError
+from core.models import DEFAULT_MODEL, ModelSpec
+
+
+def _task(args: argparse.Namespace):
+    from core.tasks import load_builtin, load_task_file
+
+    if bool(args.task) == bool(args.task_file):
+        raise UserInputError("Give exactly one of --task NAME or --task-file FILE.")
+    return load_builtin(args.task) if args.task else load_task_file(args.task_file)
+
+
+def _model(args: argparse.Namespace):
+    from core.models import load_model
+
+    return load_model(ModelSpec(model_id=args.model, dtype=args.dtype, device=args.device, remote=args.remote))
+
+
+def _settings(args: argparse.Namespace):
+    from core.prompts import PromptSettings
+
+    return PromptSettings(n_shots=args.n_shots, n_prompts=args.n_prompts, seed=args.seed)
+
+
+def cmd_info(args: argparse.Namespace) -> dict:
+    return _model(args).info()
+
+
+def cmd_predict(args: argparse.Namespace) -> dict:
+    from core.predict import predict
+
+    task = _task(args)
+    lm = _model(args)
+    result = predict(lm, task, _settings(args))
+    return {"model": lm.model_id, "task": task.name, **result.to_json()}
+
+
+def cmd_attribution(args: argparse.Namespace) -> dict:
+    from core import fv
+
+    task = _task(args)
+    lm = _model(args)
+    t0 = time.perf_counter()
+    wb = fv.build_workbench(lm, task, _settings(args))
+    at = fv.run_attribution(lm, wb, metric=args.metric, method=args.method)
+    return {
+        "model": lm.model_id,
+        "task": task.name,
+        "settings": wb.settings.to_dict(),
+        "mean_prompts": list(wb.prompts.clean),
+        "clean_prompts": list(wb.prompts.clean),
+        "corrupted_prompts": list(wb.prompts.corrupted),
+        "targets": list(wb.prompts.targets),
+        "metric": at.metric,
+        "method": at.method,
+        "icl_accuracy": wb.stats.icl_accuracy,
+        "cie": at.cie.tolist(),
+        "top_heads": [list(h) for h in at.top_heads(20)],
+        "seconds": time.perf_counter() - t0,
+        "attribution_seconds": at.seconds,
+    }
+
+
+def cmd_fv(args: argparse.Namespace) -> dict:
+    from core import fv
+    from core.vectors import to_bytes
+
+    task = _task(args)
+    lm = _model(args)
+    t0 = time.perf_counter()
+    wb = fv.build_workbench(lm, task, _settings(args))
+    at = fv.run_attribution(lm, wb)
+    heads = fv.parse_head_list(args.head_list) if args.head_list else at.top_heads(args.heads)
+    layer: int | str = args.layer if args.layer == "auto" else _int(args.layer, "--layer")
+    report = fv.evaluate(lm, wb, heads, layer=layer, n_eval=args.n_eval, coeff=args.coeff)
+    out = {"model": lm.model_id, "task": task.name, **report.to_json(), "seconds": time.perf_counter() - t0}
+    if args.save:
+        vec = fv.make_vector(lm, wb, heads, report.layer, name=Path(args.save).stem.replace(".", "_") or "fv")
+        path = Path(args.save)
+        path.write_bytes(to_bytes(vec))
+        path.with_suffix(".json").write_text(json.dumps(vec.metadata(), indent=2))
+        out["saved"] = str(path)
+    return out
+
+
+def cmd_steer(args: argparse.Namespace) -> dict:
+    from core import steer
+    from core.vectors import from_bytes
+
+    lm = _model(args)
+    meta: dict[str, Any]
+    if args.vector:
+        try:
+            data = Path(args.vector).read_bytes()
+        except OSError as exc:
+            raise UserInputError(f"Cannot read {args.vector}: {exc.strerror}.") from None
+        vec = from_bytes(data, lm.model_id, lm.arch.d_model, source=args.vector)
+        values, layer, meta = vec.values, vec.layer, vec.metadata()
+    elif args.positive is not None and args.negative is not None:
+        layer = _int(args.layer, "--layer") if args.layer not in (None, "auto") else 6
+        values, aligned = steer.actadd_vector(lm, args.positive, args.negative, layer)
+        meta = {"method": "actadd", "positive": args.positive, "negative": args.negative, "aligned_tokens": aligned}
+    else:
+        raise UserInputError("Give --vector FILE, or both --positive TEXT and --negative TEXT.")
+    if args.layer not in (None, "auto"):
+        layer = _int(args.layer, "--layer")
+    mode = args.mode or ("prompt" if values.dim() == 2 else "last")
+    results = steer.generate_pair(
+        lm,
+        [args.prompt],
+        values,
+        layer=layer,
+        coeff=args.coeff,
+        mode=mode,
+        max_new_tokens=args.max_new_tokens,
+        sample=args.sample,
+        seed=args.seed,
+    )
+    r = results[0]
+    return {
+        "model": lm.model_id,
+        "prompt": args.prompt,
+        "unsteered": r.unsteered[0],
+        "steered": r.steered[0],
+        "settings": {
+            "layer": layer,
+            "coeff": args.coeff,
+            "mode": mode,
+            "max_new_tokens": args.max_new_tokens,
+            "seed": args.seed,
+            "sample": args.sample,
+        },
+        "vector": meta,
+    }
+
+
+def _int(value: Any, flag: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{flag} must be an integer (got {value!r}).") from None
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError("must be a finite number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="FV Studio command line (JSON output)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, task: bool = True) -> None:
+        p.add_argument("--model", default=DEFAULT_MODEL, help="model id, folder, or the default")
+        p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+        p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"])
+        p.add_argument("--remote", action="store_true", help="run on NDIF (needs NDIF_API_KEY and the internet)")
+        p.add_argument("--out", help="write the JSON here instead of stdout")
+        if task:
+            p.add_argument("--task", help="built-in task name (e.g. antonym)")
+            p.add_argument("--task-file", help="JSON, CSV (input,output) or typed lines")
+            p.add_argument("--n-shots", type=int, default=10)
+            p.add_argument("--n-prompts", type=int, default=20)
+            p.add_argument("--seed", type=int, default=0)
+
+    common(sub.add_parser("info", help="model facts"), task=False)
+    common(sub.add_parser("predict", help="in-context and zero-shot predictions"))
+    p = sub.add_parser("attribution", help="causal indirect effect of every head")
+    common(p)
+    p.add_argument("--metric", default="prob", choices=["prob", "logprob"])
+    p.add_argument("--method", default="fast", choices=["fast", "reference"])
+    p = sub.add_parser("fv", help="build and evaluate a function vector")
+    common(p)
+    p.add_argument("--heads", type=int, default=10, help="use the top K heads")
+    p.add_argument("--head-list", help="explicit heads, e.g. 20.5,14.1")
+    p.add_argument("--layer", default="auto", help="layer to add the vector at, or auto")
+    p.add_argument("--n-eval", type=int, default=50)
+    p.add_argument("--coeff", type=_finite, default=1.0)
+    p.add_argument("--save", help="save the vector (safetensors) here")
+    p = sub.add_parser("steer", help="unsteered vs steered generation")
+    common(p, task=False)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--vector", help="a saved vector file (.safetensors)")
+    p.add_argument("--positive")
+    p.add_argument("--negative")
+    p.add_argument("--layer")
+    p.add_argument("--coeff", type=_finite, default=1.0)
+    p.add_argument("--mode", choices=["last", "prompt"])
+    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample", action="store_true")
+    return parser
+
+
+COMMANDS = {
+    "info": cmd_info,
+    "predict": cmd_predict,
+    "attribution": cmd_attribution,
+    "fv": cmd_fv,
+    "steer": cmd_steer,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = COMMANDS[args.command](args)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0

@@ -1,0 +1,292 @@
+"""Function vectors and h-vectors: build, evaluate across layers, decode.
+
+Todd et al. (2023): a *function vector* is the sum, over a few attention heads with a large
+causal indirect effect, of each head's mean output written into the residual stream
+(``W_O[:, head] @ mean_slice``, plus the out-projection bias once per head where there is
+one). Added to the residual stream at a middle layer (at the last token) of a zero-shot
+prompt, it makes the model perform the task. The *h-vector* (section 2.1) is the mean
+residual stream itself, at each layer; its layer sweep shows where the task is represented.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from core import arch as A
+from core.attribution import Attribution, CleanStats, clean_stats, indirect_effects
+from core.errors import UserInputError
+from core.inference import Edit, Progress, _noop, encode, first_token_ids, last_token_scores
+from core.models import LoadedModel
+from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
+from core.tasks import Task
+from core.vectors import Vector
+
+
+def check_heads(lm: LoadedModel, heads: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    if not heads:
+        raise UserInputError("No heads selected: pick at least one head to build a function vector.")
+    out = []
+    for l, h in heads:
+        if not 0 <= l < lm.arch.n_layers or not 0 <= h < lm.arch.n_heads:
+            raise UserInputError(
+                f"Head {l}.{h} is out of range (layers 0..{lm.arch.n_layers - 1}, heads 0..{lm.arch.n_heads - 1})."
+            )
+        out.append((int(l), int(h)))
+    return list(dict.fromkeys(out))
+
+
+def parse_head_list(text: str) -> list[tuple[int, int]]:
+    """``"20.5, 14.1"`` -> ``[(20, 5), (14, 1)]``."""
+    heads = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            l, h = part.split(".")
+            heads.append((int(l), int(h)))
+        except ValueError:
+            raise UserInputError(f"'{part}' is not a head: write layer.head, e.g. 20.5") from None
+    return heads
+
+
+def function_vector_values(
+    lm: LoadedModel, mean_heads: torch.Tensor, heads: Sequence[tuple[int, int]]
+) -> torch.Tensor:
+    """``[d_model]``: sum of the chosen heads' mean contributions to the residual stream."""
+    heads = check_heads(lm, heads)
+    out = torch.zeros(lm.arch.d_model)
+    with torch.no_grad():
+        for l, h in heads:
+            out += A.head_contribution(lm.arch, lm.hf, l, h, mean_heads[l, h].to(lm.device)).float().cpu()
+            bias = A.out_proj_bias(lm.arch, lm.hf, l)
+            if bias is not None:
+                out += bias.detach().float().cpu()
+    return out
+
+
+def accuracy_sweep(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    vectors: Sequence[tuple[int, torch.Tensor]],
+    coeff: float = 1.0,
+    progress: Progress = _noop,
+) -> tuple[float, list[float]]:
+    """Top-1 accuracy without edits, and with each ``(layer, vector)`` added at the last token."""
+    enc = encode(lm, prompts)
+    tgt = first_token_ids(lm, targets)
+    groups = [[]] + [[Edit(layer=l, site="resid", value=v * coeff, add=True)] for l, v in vectors]
+    scores = last_token_scores(lm, enc, tgt, groups, progress=progress)
+    acc = (scores.top1 == tgt[None]).float().mean(1).tolist()
+    return acc[0], acc[1:]
+
+
+def decode(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tuple[str, float]]:
+    """Tokens a vector promotes: final norm then unembedding, top-k logits."""
+    v = values.float()
+    if v.dim() == 2:
+        v = v.mean(0)
+    with torch.no_grad():
+        norm = A.final_norm(lm.arch, lm.hf)
+        unembed = A.unembed(lm.arch, lm.hf)
+        p = next(unembed.parameters())
+        logits = unembed(norm(v.to(p.device, p.dtype)[None, None]))[0, 0].float()
+    vals, ids = logits.topk(k)
+    return [(lm.tokenizer.decode([int(i)]), float(x)) for x, i in zip(vals, ids)]
+
+
+@dataclass
+class FVReport:
+    heads: list[tuple[int, int]]
+    layer: int
+    layer_choice: str
+    icl_accuracy: float
+    zero_shot_baseline: float
+    zero_shot_by_layer: list[float]
+    zero_shot_with_fv: float
+    shuffled_baseline: float
+    shuffled_with_fv: float
+    hvector_by_layer: list[float]
+    hvector_best_layer: int
+    hvector_best_accuracy: float
+    valid_by_layer: list[float]
+    heads_curve: list[float]  # accuracy with the top-1..k heads at the chosen layer
+    decoded_tokens: list[tuple[str, float]]
+    n_eval: int
+    coeff: float
+    overlap: bool  # evaluation queries overlap the build queries (tiny task)
+    examples: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["heads"] = [list(h) for h in self.heads]
+        d["decoded_tokens"] = [[t, s] for t, s in self.decoded_tokens]
+        return d
+
+
+@dataclass
+class Workbench:
+    """Everything computed from (model, task, prompt settings): the build prompts, their clean
+    statistics and the attribution grid. Built once and reused by every later step."""
+
+    task: Task
+    settings: PromptSettings
+    prompts: PromptSet
+    stats: CleanStats
+    attribution: Attribution | None = None
+
+
+def build_workbench(
+    lm: LoadedModel, task: Task, settings: PromptSettings, progress: Progress = _noop
+) -> Workbench:
+    splits = split_task(task, settings.seed)
+    prompts = build_prompts(splits.train, splits.train, settings)
+    stats = clean_stats(lm, prompts, progress=progress)
+    return Workbench(task=task, settings=settings, prompts=prompts, stats=stats)
+
+
+def make_vector(
+    lm: LoadedModel, wb: Workbench, heads: Sequence[tuple[int, int]], layer: int, name: str = "fv"
+) -> Vector:
+    heads = check_heads(lm, heads)
+    return Vector(
+        values=function_vector_values(lm, wb.stats.mean_heads, heads),
+        model_id=lm.model_id,
+        layer=layer,
+        method="function_vector",
+        name=name,
+        provenance={
+            "task": wb.task.name,
+            "heads": [list(h) for h in heads],
+            "settings": wb.settings.to_dict(),
+            "n_prompts": len(wb.prompts),
+            "metric": wb.attribution.metric if wb.attribution else None,
+        },
+    )
+
+
+def make_hvector(lm: LoadedModel, wb: Workbench, layer: int, name: str = "hvec") -> Vector:
+    return Vector(
+        values=wb.stats.hvector[layer].clone(),
+        model_id=lm.model_id,
+        layer=layer,
+        method="h_vector",
+        name=name,
+        provenance={"task": wb.task.name, "settings": wb.settings.to_dict(), "n_prompts": len(wb.prompts)},
+    )
+
+
+def evaluate(
+    lm: LoadedModel,
+    wb: Workbench,
+    heads: Sequence[tuple[int, int]],
+    layer: int | str = "auto",
+    n_eval: int = 50,
+    coeff: float = 1.0,
+    max_curve_heads: int | None = None,
+    progress: Progress = _noop,
+) -> FVReport:
+    """The function-vector report: layer sweep, chosen layer, shuffled prompts, heads curve,
+    h-vector sweep, decoding. Evaluation queries come from the test split; with
+    ``layer="auto"`` the layer is chosen on the valid split."""
+    t0 = time.perf_counter()
+    heads = check_heads(lm, heads)
+    n_layers = lm.arch.n_layers
+    splits = split_task(wb.task, wb.settings.seed)
+    test = build_prompts(splits.test, splits.train, wb.settings, n_prompts=min(n_eval, len(splits.test)))
+    fv = function_vector_values(lm, wb.stats.mean_heads, heads)
+    per_layer = [(l, fv) for l in range(n_layers)]
+
+    def step(lo: float, hi: float) -> Progress:
+        return lambda f, m: progress(lo + (hi - lo) * f, m)
+
+    valid_by_layer: list[float] = []
+    if layer == "auto":
+        valid = build_prompts(splits.valid, splits.train, wb.settings, n_prompts=min(n_eval, len(splits.valid)))
+        _, valid_by_layer = accuracy_sweep(lm, valid.zero_shot, valid.targets, per_layer, coeff, step(0, 0.2))
+        layer = int(torch.tensor(valid_by_layer).argmax())
+    else:
+        layer = int(layer)
+        if not 0 <= layer < n_layers:
+            raise UserInputError(f"Layer {layer} is out of range (0..{n_layers - 1}).")
+    zs_base, zs_by_layer = accuracy_sweep(lm, test.zero_shot, test.targets, per_layer, coeff, step(0.2, 0.45))
+    hv_base, hv_by_layer = accuracy_sweep(
+        lm, test.zero_shot, test.targets, [(l, wb.stats.hvector[l]) for l in range(n_layers)], 1.0, step(0.45, 0.65)
+    )
+    sh_base, (sh_fv,) = accuracy_sweep(lm, test.corrupted, test.targets, [(layer, fv)], coeff, step(0.65, 0.8))
+    # in-context accuracy on the test queries, and the heads curve at the chosen layer
+    order = wb.attribution.top_heads(max_curve_heads or len(heads)) if wb.attribution else heads
+    curve_vectors = [(layer, function_vector_values(lm, wb.stats.mean_heads, order[:k])) for k in range(1, len(order) + 1)]
+    _, curve = accuracy_sweep(lm, test.zero_shot, test.targets, curve_vectors, coeff, step(0.8, 0.9))
+    icl_acc, _ = accuracy_sweep(lm, test.clean, test.targets, [], 1.0, step(0.9, 1.0))
+    examples = fv_examples(lm, test, layer, fv * coeff)
+    best = int(torch.tensor(hv_by_layer).argmax())
+    return FVReport(
+        heads=heads,
+        layer=layer,
+        layer_choice="auto (best on validation queries)" if valid_by_layer else "given",
+        icl_accuracy=icl_acc,
+        zero_shot_baseline=zs_base,
+        zero_shot_by_layer=zs_by_layer,
+        zero_shot_with_fv=zs_by_layer[layer],
+        shuffled_baseline=sh_base,
+        shuffled_with_fv=sh_fv,
+        hvector_by_layer=hv_by_layer,
+        hvector_best_layer=best,
+        hvector_best_accuracy=hv_by_layer[best],
+        valid_by_layer=valid_by_layer,
+        heads_curve=curve,
+        decoded_tokens=decode(lm, fv),
+        n_eval=len(test),
+        coeff=coeff,
+        overlap=splits.overlap,
+        examples=examples,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def fv_examples(lm: LoadedModel, prompts: PromptSet, layer: int, vector: torch.Tensor, n: int = 12) -> list[dict]:
+    """Zero-shot predictions with and without the vector, for a table."""
+    enc = encode(lm, prompts.zero_shot[:n])
+    tgt = first_token_ids(lm, prompts.targets[:n])
+    scores = last_token_scores(lm, enc, tgt, [[], [Edit(layer, "resid", vector, add=True)]])
+    rows = []
+    for i in range(len(enc)):
+        rows.append(
+            {
+                "query": prompts.queries[i].input,
+                "target": prompts.targets[i].strip(),
+                "without": lm.tokenizer.decode([int(scores.top1[0, i])]),
+                "with vector": lm.tokenizer.decode([int(scores.top1[1, i])]),
+                "correct with": bool(scores.top1[1, i] == tgt[i]),
+            }
+        )
+    return rows
+
+
+def run_attribution(
+    lm: LoadedModel, wb: Workbench, metric: str = "prob", method: str = "fast", progress: Progress = _noop
+) -> Attribution:
+    wb.attribution = indirect_effects(lm, wb.prompts, wb.stats.mean_heads, metric=metric, method=method, progress=progress)
+    return wb.attribution
+
+
+__all__ = [
+    "Workbench",
+    "build_workbench",
+    "run_attribution",
+    "evaluate",
+    "make_vector",
+    "make_hvector",
+    "decode",
+    "accuracy_sweep",
+    "function_vector_values",
+    "parse_head_list",
+    "clean_stats",
+]

@@ -1,0 +1,419 @@
+"""Batched forward passes through nnsight: encoding, reading activations, and the last-token
+intervention engine that every sweep and patching experiment uses.
+
+The engine rests on one fact: an edit at the *last* token of a causal model leaves every
+earlier position unchanged. So the prompt prefix runs once, its key/value cache is kept, and
+each edited configuration ("group") only runs the final token, with many groups batched into
+one forward by repeating the cache. The plain path (``use_cache=False``) runs the whole
+prompt for every group; it is the reference, and the path used for remote (NDIF) execution.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from nnsight.modeling.processing import positions
+
+from core import arch as A
+from core import limits
+from core.errors import UserInputError
+from core.models import LoadedModel
+
+Progress = Callable[[float, str], None]  # (fraction done, message)
+
+# bytes of key/value cache one batched pass may hold; bounds the fast path's memory
+CACHE_BYTES = 768 * 1024 * 1024
+# bytes of last-position logits one batched pass may produce
+LOGIT_BUDGET = 256 * 1024 * 1024
+
+
+def _noop(fraction: float, message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: torch.Tensor  # [batch, pos], left-padded
+    attention_mask: torch.Tensor  # [batch, pos]
+    position_ids: torch.Tensor  # [batch, pos], counted from each row's first real token
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def rows(self, index: torch.Tensor | slice) -> "Encoded":
+        """A sub-batch, trimmed of columns that are padding in every row."""
+        ids, mask, pos = self.input_ids[index], self.attention_mask[index], self.position_ids[index]
+        keep = int(mask.sum(1).max())
+        return Encoded(ids[:, -keep:], mask[:, -keep:], pos[:, -keep:])
+
+    def as_inputs(self) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "position_ids": self.position_ids,
+        }
+
+
+def encode(lm: LoadedModel, prompts: Sequence[str]) -> Encoded:
+    """Tokenize with left padding, as nnsight does; positions skip the padding."""
+    if not prompts:
+        raise UserInputError("No prompts to run.")
+    enc = lm.tokenizer(list(prompts), return_tensors="pt", padding=True)
+    lengths = enc["attention_mask"].sum(1)
+    if int(lengths.max()) > limits.MAX_PROMPT_TOKENS:
+        raise UserInputError(
+            f"A prompt has {int(lengths.max())} tokens; the limit is {limits.MAX_PROMPT_TOKENS}. "
+            "Use fewer shots or shorter examples."
+        )
+    if int(lengths.min()) < 1:
+        raise UserInputError("A prompt is empty after tokenization.")
+    mask = enc["attention_mask"]
+    device = lm.device
+    return Encoded(enc["input_ids"].to(device), mask.to(device), positions(mask).to(device))
+
+
+def first_token_ids(lm: LoadedModel, texts: Sequence[str]) -> torch.Tensor:
+    """The first token of each text (targets carry their leading space): ``[batch]``."""
+    ids = []
+    for text in texts:
+        toks = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not toks:
+            raise UserInputError(f"The answer {text!r} has no tokens.")
+        ids.append(toks[0])
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _forward_kwargs(lm: LoadedModel) -> dict:
+    """Ask for last-position logits only where the model supports it (saves memory)."""
+    params = inspect.signature(lm.hf.forward).parameters
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+
+@dataclass
+class Forward:
+    logits: torch.Tensor  # [batch, d_vocab] at the last position
+    resid: torch.Tensor | None  # [n_layers, batch, d_model]: each block's output at the last position
+    heads: torch.Tensor | None  # [n_layers, batch, n_heads * d_head]: out-projection input, last position
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _kv_bytes_per_token_layer(lm: LoadedModel) -> int:
+    arch = lm.arch
+    elem = torch.finfo(next(lm.hf.parameters()).dtype).bits // 8
+    return 2 * arch.n_kv_heads * arch.d_head * elem
+
+
+def _prompt_chunk(lm: LoadedModel, enc: Encoded) -> int:
+    """Prompts per chunk so one chunk's cache (or activations) stays within the budget."""
+    width = enc.input_ids.shape[1]
+    per_prompt = max(1, width * lm.arch.n_layers * _kv_bytes_per_token_layer(lm))
+    return max(1, min(len(enc), CACHE_BYTES // (4 * per_prompt)))
+
+
+def run_forward(
+    lm: LoadedModel,
+    enc: Encoded,
+    save_resid: bool = False,
+    save_heads: bool = False,
+    progress: Progress = _noop,
+) -> Forward:
+    """One traced pass (in prompt chunks) reading last-token activations."""
+    arch = lm.arch
+    logits, resid, heads = [], [], []
+    chunks = _chunks(len(enc), _prompt_chunk(lm, enc))
+    with lm.locked(), torch.no_grad():
+        for i, sl in enumerate(chunks):
+            sub = enc.rows(sl)
+            saved_resid: list = []
+            saved_heads: list = []
+            with lm.trace(**sub.as_inputs(), **_forward_kwargs(lm)):
+                for layer in range(arch.n_layers):
+                    if save_heads:
+                        z = A.out_proj(arch, lm.nn, layer).input[:, -1]
+                        saved_heads.append(z.save())
+                    if save_resid:
+                        h = A.resid(arch, A.blocks(arch, lm.nn)[layer].output)[:, -1]
+                        saved_resid.append(h.save())
+                out = A.unembed(arch, lm.nn).output[:, -1].save()
+            logits.append(out.float().cpu())
+            if save_resid:
+                resid.append(torch.stack([h.float().cpu() for h in saved_resid]))
+            if save_heads:
+                heads.append(torch.stack([z.float().cpu() for z in saved_heads]))
+            progress((i + 1) / len(chunks), f"forward pass {i + 1}/{len(chunks)}")
+    return Forward(
+        logits=torch.cat(logits),
+        resid=torch.cat(resid, dim=1) if save_resid else None,
+        heads=torch.cat(heads, dim=1) if save_heads else None,
+    )
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One intervention at the last token.
+
+    ``site="head"`` edits one head's slice of the out-projection input (``value [d_head]``);
+    ``site="resid"`` edits the output of block ``layer`` (``value [d_model]``). ``value`` may
+    also be ``[batch, d]`` (one value per prompt). ``add=False`` replaces, ``add=True`` adds.
+    """
+
+    layer: int
+    site: str
+    value: torch.Tensor
+    head: int = -1
+    add: bool = False
+
+
+@dataclass
+class Scores:
+    logprob: torch.Tensor  # [n_groups, batch]: log-probability of each row's target token
+    top1: torch.Tensor  # [n_groups, batch]: the argmax token
+
+    @property
+    def prob(self) -> torch.Tensor:
+        return self.logprob.exp()
+
+
+def _apply_edits(lm: LoadedModel, edits_by_group: Sequence[Sequence[Edit]], layout: str) -> None:
+    """Inside a trace: apply each group's edits where that group lives.
+
+    ``layout="cols"``: group ``g`` is column ``g`` of the last-token block ``[batch, n_groups]``
+    (the fast path); ``layout="rows"``: group ``g`` is the last position of rows
+    ``prompt * n_groups + g`` (the plain path).
+    """
+    arch = lm.arch
+    n_groups = len(edits_by_group)
+    by_layer: dict[int, list[tuple[int, Edit]]] = {}
+    for g, edits in enumerate(edits_by_group):
+        for e in edits:
+            by_layer.setdefault(e.layer, []).append((g, e))
+
+    def where(t: torch.Tensor, g: int) -> tuple:
+        if layout == "cols":
+            return (slice(None), g)
+        n_rows = t.shape[0] // n_groups
+        return (torch.arange(n_rows) * n_groups + g, -1)
+
+    d = arch.d_head
+    for layer in sorted(by_layer):
+        items = by_layer[layer]
+        head_items = [(g, e) for g, e in items if e.site == "head"]
+        resid_items = [(g, e) for g, e in items if e.site == "resid"]
+        if head_items:  # requests follow execution order: the out-projection input first
+            z = A.out_proj(arch, lm.nn, layer).input  # [rows, pos, n_heads * d_head]
+            for g, e in head_items:
+                idx = where(z, g) + (slice(e.head * d, (e.head + 1) * d),)
+                value = e.value.to(z.device, z.dtype)
+                if e.add:
+                    z[idx] += value
+                else:
+                    z[idx] = value
+        if resid_items:
+            h = A.resid(arch, A.blocks(arch, lm.nn)[layer].output)  # [rows, pos, d_model]
+            for g, e in resid_items:
+                idx = where(h, g)
+                value = e.value.to(h.device, h.dtype)
+                if e.add:
+                    h[idx] += value
+                else:
+                    h[idx] = value
+
+
+def _check_edits(lm: LoadedModel, groups: Sequence[Sequence[Edit]]) -> None:
+    arch = lm.arch
+    for edits in groups:
+        for e in edits:
+            if e.site not in ("head", "resid"):
+                raise ValueError(f"unknown site {e.site}")
+            if not 0 <= e.layer < arch.n_layers:
+                raise UserInputError(f"Layer {e.layer} is out of range (0..{arch.n_layers - 1}).")
+            if e.site == "head" and not 0 <= e.head < arch.n_heads:
+                raise UserInputError(f"Head {e.head} is out of range (0..{arch.n_heads - 1}).")
+
+
+def _slice_values(edits: Sequence[Edit], sl: slice) -> list[Edit]:
+    """Per-prompt values follow the prompt chunk."""
+    return [
+        Edit(e.layer, e.site, e.value[sl] if e.value.dim() == 2 else e.value, e.head, e.add)
+        for e in edits
+    ]
+
+
+def _start_layer(edits: Sequence[Edit]) -> int:
+    return min(e.layer for e in edits)
+
+
+def _group_mask(prefix_mask: torch.Tensor, n_groups: int, dtype: torch.dtype) -> torch.Tensor:
+    """A 4D additive mask ``[batch, 1, n_groups, prefix + n_groups]``: each group's query sees
+    the real prefix tokens and itself, never the other groups."""
+    n, t = prefix_mask.shape
+    device = prefix_mask.device
+    allowed = torch.zeros(n, 1, n_groups, t + n_groups, dtype=torch.bool, device=device)
+    allowed[..., :t] = prefix_mask.bool()[:, None, None, :]
+    allowed[..., t:] = torch.eye(n_groups, dtype=torch.bool, device=device)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def _score(lm: LoadedModel, targets: torch.Tensor, n_last: int) -> tuple:
+    """Inside a trace: saved (target log-prob, argmax) at the last ``n_last`` positions,
+    each ``[batch, n_last]``; ``targets`` is ``[batch]``."""
+    logits = A.unembed(lm.arch, lm.nn).output[:, -n_last:].float()
+    index = targets.to(logits.device)[:, None, None].expand(-1, n_last, 1)
+    picked = (logits.gather(-1, index)[..., 0] - logits.logsumexp(-1)).save()
+    best = logits.argmax(-1).save()
+    return picked, best
+
+
+MIN_GROUPS_PER_PASS = 8  # below this, a pass takes groups that start at a later layer
+
+
+def _plan_passes(
+    groups: Sequence[Sequence[Edit]], order: list[int], per_pass: int, use_cache: bool
+) -> list[list[int]]:
+    """Split edited groups (sorted by first layer) into passes. A pass runs from its first
+    group's start layer, so a new pass begins where the start layer changes once the current
+    pass is big enough to be worth its own forward."""
+    passes: list[list[int]] = []
+    for g in order:
+        if passes:
+            cur = passes[-1]
+            same_start = not use_cache or _start_layer(groups[g]) == _start_layer(groups[cur[0]])
+            if len(cur) < per_pass and (same_start or len(cur) < MIN_GROUPS_PER_PASS):
+                cur.append(g)
+                continue
+        passes.append([g])
+    return passes
+
+
+def last_token_scores(
+    lm: LoadedModel,
+    enc: Encoded,
+    target_ids: torch.Tensor,
+    groups: Sequence[Sequence[Edit]],
+    use_cache: bool = True,
+    max_groups_per_pass: int = 512,
+    progress: Progress = _noop,
+) -> Scores:
+    """Score every group of last-token edits: log-prob of the target and the top-1 token.
+
+    ``groups[g]`` is a list of edits applied together; an empty list is the unedited run.
+
+    Fast path (``use_cache``): the prefix (all but the last token) runs once and its key/value
+    cache is kept. One unedited last-token pass records every block's output. Then several
+    groups share one pass as extra *columns* at the last position: the last token is fed
+    ``n_groups`` times, all at the same position id, under a mask that lets each copy see the
+    prefix and itself only. So every column computes exactly the last token's forward, with its
+    own edits, and the cache is never copied. A pass whose earliest edit is at layer ``l`` skips
+    blocks ``< l`` and is handed their recorded outputs, which no edit at ``l`` can change.
+
+    Plain path: every group runs the whole prompt as its own rows (the reference, and remote).
+    """
+    _check_edits(lm, groups)
+    if lm.spec.remote or enc.input_ids.shape[1] < 2:
+        use_cache = False  # a cache cannot travel to a remote server
+    n_groups = len(groups)
+    logprob = torch.empty(n_groups, len(enc))
+    top1 = torch.empty(n_groups, len(enc), dtype=torch.long)
+    kw = _forward_kwargs(lm)
+    arch = lm.arch
+    dtype = next(lm.hf.parameters()).dtype
+    p_chunks = _chunks(len(enc), _prompt_chunk(lm, enc))
+    edited = [g for g in range(n_groups) if groups[g]]
+    empty = [g for g in range(n_groups) if not groups[g]]
+    # by first edited layer, so each pass skips as many blocks as it can
+    edited.sort(key=lambda g: _start_layer(groups[g]))
+    with lm.locked(), torch.no_grad():
+        for pi, p_sl in enumerate(p_chunks):
+            sub = enc.rows(p_sl)
+            n_rows, width = sub.input_ids.shape
+            tgt = target_ids[p_sl]
+            # groups per pass: bounded by the logits it makes (n_rows x n_groups x d_vocab)
+            per_pass = max(1, min(max_groups_per_pass, LOGIT_BUDGET // max(1, n_rows * arch.d_vocab * 4)))
+            if not use_cache:
+                per_pass = min(per_pass, max(1, _prompt_chunk(lm, enc) // n_rows))
+            passes = _plan_passes(groups, edited, per_pass, use_cache)
+            total = len(p_chunks) * (len(passes) + 1)
+            done = pi * (len(passes) + 1)
+            if use_cache:
+                out = lm.hf(
+                    input_ids=sub.input_ids[:, :-1],
+                    attention_mask=sub.attention_mask[:, :-1],
+                    position_ids=sub.position_ids[:, :-1],
+                    use_cache=True,
+                    **kw,
+                )
+                cache = getattr(out, "past_key_values", None) or getattr(out, "cache")
+                base_resid: list = []
+                with lm.trace(
+                    input_ids=sub.input_ids[:, -1:],
+                    attention_mask=_group_mask(sub.attention_mask[:, :-1], 1, dtype),
+                    position_ids=sub.position_ids[:, -1:],
+                    past_key_values=cache,
+                    use_cache=True,
+                    **kw,
+                ):
+                    for layer in range(arch.n_layers):
+                        base_resid.append(A.resid(arch, A.blocks(arch, lm.nn)[layer].output).save())
+                    picked, best = _score(lm, tgt, 1)
+                cache.crop(-1)
+            else:
+                with lm.trace(**sub.as_inputs(), **kw):
+                    picked, best = _score(lm, tgt, 1)
+            for g in empty:
+                logprob[g, p_sl] = picked[:, 0].float().cpu()
+                top1[g, p_sl] = best[:, 0].cpu()
+            done += 1
+            progress(done / total, f"pass {done}/{total}")
+            for members in passes:
+                n_g = len(members)
+                chunk_groups = [_slice_values(groups[g], p_sl) for g in members]
+                if use_cache:
+                    start = _start_layer(chunk_groups[0])
+                    inputs = {
+                        "input_ids": sub.input_ids[:, -1:].expand(-1, n_g),
+                        "attention_mask": _group_mask(sub.attention_mask[:, :-1], n_g, dtype),
+                        "position_ids": sub.position_ids[:, -1:].expand(-1, n_g),
+                        "past_key_values": cache,
+                        "use_cache": True,
+                    }
+                    if "logits_to_keep" in kw:
+                        inputs["logits_to_keep"] = n_g
+                    with lm.trace(**inputs):
+                        blocks = A.blocks(arch, lm.nn)
+                        for j in range(start):
+                            blocks[j].skip(A.as_block_output(arch, base_resid[j].expand(-1, n_g, -1)))
+                        _apply_edits(lm, chunk_groups, "cols")
+                        picked, best = _score(lm, tgt, n_g)
+                    for layer in cache.layers[start:]:  # skipped blocks added nothing
+                        layer.crop(-n_g)
+                    logprob[members, p_sl] = picked.float().cpu().T
+                    top1[members, p_sl] = best.cpu().T
+                else:
+                    inputs = {k: v.repeat_interleave(n_g, 0) for k, v in sub.as_inputs().items()}
+                    with lm.trace(**inputs, **kw):
+                        _apply_edits(lm, chunk_groups, "rows")
+                        picked, best = _score(lm, tgt.repeat_interleave(n_g), 1)
+                    # rows are prompt-major: row = prompt * n_g + group
+                    logprob[members, p_sl] = picked[:, 0].float().cpu().view(n_rows, n_g).T
+                    top1[members, p_sl] = best[:, 0].cpu().view(n_rows, n_g).T
+                done += 1
+                progress(done / total, f"pass {done}/{total}")
+    return Scores(logprob=logprob, top1=top1)
+
+
+def top_tokens(lm: LoadedModel, logits: torch.Tensor, k: int = 10) -> list[list[tuple[str, int, float]]]:
+    """Top-k (token text, id, probability) per row of ``logits [batch, d_vocab]``."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    values, ids = probs.topk(k, dim=-1)
+    return [
+        [(lm.tokenizer.decode([int(i)]), int(i), float(v)) for v, i in zip(vr, ir)]
+        for vr, ir in zip(values, ids)
+    ]

@@ -1,0 +1,36 @@
+"""Every limit a user can run into, in one place, so the UI can show them and the CLI can
+enforce the same numbers."""
+
+from __future__ import annotations
+
+MAX_PAIRS = 2000  # pairs in one task (typed, uploaded or built in)
+MIN_PAIRS = 2  # a task needs a demo and a query
+MAX_ENTRY_CHARS = 200  # one input or output
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a task or vector file
+MAX_PROMPT_CHARS = 4000  # one free-form prompt
+MAX_PROMPTS = 8  # free-form prompts steered at once
+MAX_SHOTS = 32
+MAX_N_PROMPTS = 200  # prompts per batch (attribution, evaluation)
+MAX_NEW_TOKENS = 200
+MAX_SAMPLES = 8  # samples per prompt when sampling
+MAX_ABS_COEFF = 100.0  # steering coefficient
+MAX_PROMPT_TOKENS = 1024  # tokens in one built prompt
+MAX_CAA_PAIRS = 500
+
+
+def as_table() -> list[tuple[str, str]]:
+    """(what, limit) rows for the UI."""
+    return [
+        ("pairs in a task", f"{MIN_PAIRS} to {MAX_PAIRS}"),
+        ("characters in one input or output", str(MAX_ENTRY_CHARS)),
+        ("uploaded file size", f"{MAX_UPLOAD_BYTES // 1024} KiB"),
+        ("characters in a free-form prompt", str(MAX_PROMPT_CHARS)),
+        ("prompts steered at once", str(MAX_PROMPTS)),
+        ("shots per prompt", str(MAX_SHOTS)),
+        ("prompts per batch", str(MAX_N_PROMPTS)),
+        ("tokens in one built prompt", str(MAX_PROMPT_TOKENS)),
+        ("new tokens per generation", str(MAX_NEW_TOKENS)),
+        ("samples per prompt", str(MAX_SAMPLES)),
+        ("steering coefficient (absolute)", str(MAX_ABS_COEFF)),
+        ("contrastive pairs", str(MAX_CAA_PAIRS)),
+    ]

