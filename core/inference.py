@@ -317,7 +317,7 @@ def last_token_scores(
     Plain path: every group runs the whole prompt as its own rows (the reference, and remote).
     """
     _check_edits(lm, groups)
-    if lm.spec.remote or enc.input_ids.shape[1] < 2:
+    if lm.spec.remote:
         use_cache = False  # a cache cannot travel to a remote server
     n_groups = len(groups)
     logprob = torch.empty(n_groups, len(enc))
@@ -335,14 +335,16 @@ def last_token_scores(
             sub = enc.rows(p_sl)
             n_rows, width = sub.input_ids.shape
             tgt = target_ids[p_sl]
+            # a chunk of one-token prompts has no prefix to cache (chunks are trimmed of padding)
+            cached = use_cache and width >= 2
             # groups per pass: bounded by the logits it makes (n_rows x n_groups x d_vocab)
             per_pass = max(1, min(max_groups_per_pass, LOGIT_BUDGET // max(1, n_rows * arch.d_vocab * 4)))
-            if not use_cache:
+            if not cached:
                 per_pass = min(per_pass, max(1, _prompt_chunk(lm, enc) // n_rows))
-            passes = _plan_passes(groups, edited, per_pass, use_cache)
+            passes = _plan_passes(groups, edited, per_pass, cached)
             total = len(p_chunks) * (len(passes) + 1)
             done = pi * (len(passes) + 1)
-            if use_cache:
+            if cached:
                 out = lm.hf(
                     input_ids=sub.input_ids[:, :-1],
                     attention_mask=sub.attention_mask[:, :-1],
@@ -375,7 +377,7 @@ def last_token_scores(
             for members in passes:
                 n_g = len(members)
                 chunk_groups = [_slice_values(groups[g], p_sl) for g in members]
-                if use_cache:
+                if cached:
                     start = _start_layer(chunk_groups[0])
                     inputs = {
                         "input_ids": sub.input_ids[:, -1:].expand(-1, n_g),

@@ -1,0 +1,189 @@
+"""The boundary between pages and core: cached model and results, progress bars, the
+"waiting for the model" message, and errors turned into messages.
+
+Caching lives only here. The model is a shared resource (one per spec); results are cached
+per (model spec, task, prompt settings, seed, parameters) with bounded entries, so moving
+between pages never recomputes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import streamlit as st
+
+from core import fv as fv_mod
+from core.errors import UserInputError
+from core.models import MODEL_LOCK, LoadedModel, ModelSpec, load_model
+from core.prompts import PromptSettings
+from core.tasks import Task
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _model(spec: ModelSpec) -> LoadedModel:
+    return load_model(spec)
+
+
+def get_model(spec: ModelSpec) -> LoadedModel:
+    if spec.remote and not os.environ.get("NDIF_API_KEY"):
+        key = _secret("NDIF_API_KEY")
+        if key:
+            os.environ["NDIF_API_KEY"] = key
+    with st.spinner(f"Loading {spec.model_id} (the first run dequantizes the default model, about 30 s)..."):
+        return _model(spec)
+
+
+def _secret(name: str) -> str | None:
+    try:
+        return st.secrets.get(name)  # type: ignore[no-any-return]
+    except Exception:  # no secrets file
+        return None
+
+
+@contextlib.contextmanager
+def model_turn() -> Iterator[None]:
+    """Wait for the shared model with a visible message if another user holds it."""
+    note = None
+    if not MODEL_LOCK.acquire(blocking=False):
+        note = st.info("Waiting for the model: another user's computation is running...")
+        MODEL_LOCK.acquire()
+    try:
+        if note is not None:
+            note.empty()
+        yield
+    finally:
+        MODEL_LOCK.release()
+
+
+class Progress:
+    """A Streamlit progress bar as a core progress callback."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = st.progress(0.0, text=label)
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self.bar.progress(min(max(fraction, 0.0), 1.0), text=f"{self.label} ({message})")
+
+    def done(self) -> None:
+        self.bar.empty()
+
+
+def run(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a computation with a progress bar and the model lock; None after showing an error."""
+    bar = Progress(label)
+    try:
+        with model_turn():
+            return fn(*args, _progress=bar, **kwargs)
+    except UserInputError as exc:
+        st.error(str(exc))
+        return None
+    finally:
+        bar.done()
+
+
+# ---- cached results --------------------------------------------------------------------
+# A bounded LRU shared by all sessions, keyed on (what, model spec, task, settings, params).
+# Not st.cache_*: those replay elements created inside, and the progress bar is created outside.
+
+MAX_RESULTS = 48
+
+
+class _Store:
+    def __init__(self, size: int):
+        self.size = size
+        self.data: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple, make: Callable[[], Any]) -> Any:
+        with self.lock:
+            if key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+        value = make()
+        with self.lock:
+            self.data[key] = value
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@st.cache_resource
+def store() -> _Store:
+    return _Store(MAX_RESULTS)
+
+
+def _quiet(fraction: float, message: str) -> None:
+    return None
+
+
+def workbench(spec: ModelSpec, task: Task, settings: PromptSettings, _lm: LoadedModel, _progress=None):
+    return store().get(
+        ("workbench", spec, task, settings),
+        lambda: fv_mod.build_workbench(_lm, task, settings, progress=_progress or _quiet),
+    )
+
+
+def attribution(spec: ModelSpec, task: Task, settings: PromptSettings, metric: str, _lm: LoadedModel, _progress=None):
+    def make():
+        wb = workbench(spec, task, settings, _lm)
+        return fv_mod.indirect_effects(_lm, wb.prompts, wb.stats.mean_heads, metric=metric, progress=_progress or _quiet)
+
+    return store().get(("attribution", spec, task, settings, metric), make)
+
+
+def prediction(spec: ModelSpec, task: Task, settings: PromptSettings, _lm: LoadedModel, _progress=None):
+    from core.predict import predict
+
+    return store().get(("prediction", spec, task, settings), lambda: predict(_lm, task, settings, progress=_progress or _quiet))
+
+
+def hvector_sweep(spec: ModelSpec, task: Task, settings: PromptSettings, n_eval: int, _lm: LoadedModel, _progress=None):
+    from core.prompts import build_prompts, split_task
+
+    def make():
+        wb = workbench(spec, task, settings, _lm)
+        splits = split_task(task, settings.seed)
+        test = build_prompts(splits.test, splits.train, settings, n_prompts=min(n_eval, len(splits.test)))
+        layers = [(l, wb.stats.hvector[l]) for l in range(_lm.arch.n_layers)]
+        base, by_layer = fv_mod.accuracy_sweep(_lm, test.zero_shot, test.targets, layers, 1.0, progress=_progress or _quiet)
+        icl, _ = fv_mod.accuracy_sweep(_lm, test.clean, test.targets, [])
+        return {"zero_shot": base, "by_layer": by_layer, "icl": icl, "n_eval": len(test), "overlap": splits.overlap}
+
+    return store().get(("hvector", spec, task, settings, n_eval), make)
+
+
+def fv_report(
+    spec: ModelSpec,
+    task: Task,
+    settings: PromptSettings,
+    metric: str,
+    heads: tuple,
+    layer: Any,
+    n_eval: int,
+    coeff: float,
+    _lm: LoadedModel,
+    _progress=None,
+):
+    def make():
+        wb = dataclasses.replace(
+            workbench(spec, task, settings, _lm), attribution=attribution(spec, task, settings, metric, _lm)
+        )
+        return fv_mod.evaluate(_lm, wb, list(heads), layer=layer, n_eval=n_eval, coeff=coeff, progress=_progress or _quiet)
+
+    return store().get(("fv", spec, task, settings, metric, heads, layer, n_eval, coeff), make)
+
+
+def attention(spec: ModelSpec, prompt: str, layer: int, _lm: LoadedModel, _progress=None):
+    from core.attention import attention_pattern
+
+    return store().get(("attention", spec, prompt, layer), lambda: attention_pattern(_lm, prompt, layer))

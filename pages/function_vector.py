@@ -1,0 +1,82 @@
+"""Function vector: build from heads, choose a layer, evaluate, decode, save."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import UserInputError
+from core.fv import make_vector
+from core.vectors import Library, check_name, default_library_dir
+from dashboard import compute, figures, state, widgets
+
+st.title("Function vector")
+widgets.explain(
+    "**What am I looking at?** A *function vector* is the sum of the average outputs of the heads you "
+    "selected on *Head attribution* (top-k by default). Added to the residual stream at one layer, at the "
+    "last token of a *zero-shot* prompt, it makes the model do the task without any examples. Below: "
+    "accuracy when the vector is added at each layer (zero-shot and shuffled-label prompts), accuracy as "
+    "more heads are used, examples with and without it, and the tokens it promotes. With *auto*, the layer "
+    "is the best one on validation queries; all figures are on held-out test queries. "
+    f"{widgets.PAPERS['fv']}."
+)
+ctx = widgets.sidebar()
+if widgets.require(ctx):
+    lm, task, settings = ctx.lm, ctx.task, ctx.settings
+    metric = state.get("metric")
+    wb = compute.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
+    at = wb and compute.run(
+        "Patching every head", lambda _progress: compute.attribution(ctx.spec, task, settings, metric, lm, _progress)
+    )
+    if at:
+        heads = st.session_state.get("selected_heads") or at.top_heads(state.get("top_k"))
+        st.write("Heads:", ", ".join(f"{l}.{h}" for l, h in heads) or "none")
+        c1, c2, c3 = st.columns(3)
+        layer_options = ["auto"] + list(range(lm.arch.n_layers))
+        layer = state.bound(c1, "selectbox", "Layer", layer_options, key="fv_layer")
+        coeff = state.bound(c2, "number_input", "Coefficient", -10.0, 10.0, key="fv_coeff", step=0.5)
+        n_eval = c3.slider("Test queries", 5, 100, 50)
+        if not heads:
+            st.error("No heads selected: pick at least one head on the Head attribution page.")
+        else:
+            rep = compute.run(
+                "Evaluating the function vector",
+                lambda _progress: compute.fv_report(ctx.spec, task, settings, metric, tuple(heads), layer, n_eval, float(coeff), lm, _progress),
+            )
+            if rep:
+                m = st.columns(5)
+                m[0].metric("In-context", f"{rep.icl_accuracy:.0%}")
+                m[1].metric("Zero-shot", f"{rep.zero_shot_baseline:.0%}")
+                m[2].metric(f"Zero-shot + FV (layer {rep.layer})", f"{rep.zero_shot_with_fv:.0%}", f"{rep.zero_shot_with_fv - rep.zero_shot_baseline:+.0%}")
+                m[3].metric("Shuffled", f"{rep.shuffled_baseline:.0%}")
+                m[4].metric("Shuffled + FV", f"{rep.shuffled_with_fv:.0%}", f"{rep.shuffled_with_fv - rep.shuffled_baseline:+.0%}")
+                st.caption(f"Layer: {rep.layer_choice}. {rep.n_eval} test queries. " + ("Small task: test queries overlap the build queries." if rep.overlap else "Test queries are disjoint from the build queries."))
+                sweeps = {"zero-shot + FV": rep.zero_shot_by_layer, "zero-shot + h-vector": rep.hvector_by_layer}
+                if rep.valid_by_layer:
+                    sweeps["validation, zero-shot + FV"] = rep.valid_by_layer
+                st.plotly_chart(
+                    figures.layer_sweep(sweeps, {"zero-shot": rep.zero_shot_baseline, "in-context": rep.icl_accuracy}, "Accuracy with the vector added at each layer"),
+                    key="fv_sweep",
+                )
+                left, right = st.columns(2)
+                left.plotly_chart(
+                    figures.curve(rep.heads_curve, rep.zero_shot_baseline, f"Top heads used (layer {rep.layer})", "number of top heads"),
+                    key="fv_curve",
+                )
+                right.plotly_chart(
+                    figures.bars([t for t, _ in rep.decoded_tokens], [s for _, s in rep.decoded_tokens], "Tokens the vector promotes", "logit"),
+                    key="fv_decode",
+                )
+                st.subheader("Zero-shot examples")
+                st.dataframe(pd.DataFrame(rep.examples), width="stretch", key="fv_examples")
+                st.subheader("Save")
+                with st.form("save_fv"):
+                    name = st.text_input("Name", value=f"fv_{task.name}")
+                    if st.form_submit_button("Save to the library"):
+                        try:
+                            vec = make_vector(lm, wb, heads, rep.layer, name=check_name(name))
+                            path = Library(default_library_dir()).save(vec)
+                            st.session_state["session_vectors"][vec.name] = vec
+                            st.success(f"Saved '{vec.name}' (layer {vec.layer}) to {path}.")
+                        except UserInputError as exc:
+                            st.error(str(exc))

@@ -1,0 +1,106 @@
+"""Shared fixtures: tiny random models of every supported family, offline.
+
+Each tiny model is built from a config (3 layers, d_model 64, 4 heads of width 16) and
+wrapped exactly as the app wraps a real model. Weights are re-drawn at a larger scale than
+the Hugging Face default (std 0.02), so that logits are far from uniform and a wrong patch,
+a misplaced add or a lost edit moves the scores by much more than the tolerances used.
+The tokenizer is the default model's (read from the project's cache; no hub access).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+FAMILIES = ("llama", "gpt2", "gptj", "gpt_neox")
+D_VOCAB = 49152  # the SmolLM2 tokenizer's vocabulary
+N_LAYERS, D_MODEL, N_HEADS = 3, 64, 4
+
+
+def tiny_config(family: str):
+    from transformers import GPT2Config, GPTJConfig, GPTNeoXConfig, LlamaConfig
+
+    special = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2}
+    if family == "llama":
+        return LlamaConfig(
+            num_hidden_layers=N_LAYERS,
+            hidden_size=D_MODEL,
+            num_attention_heads=N_HEADS,
+            num_key_value_heads=2,  # grouped-query attention, as in SmolLM2
+            intermediate_size=128,
+            vocab_size=D_VOCAB,
+            **special,
+        )
+    if family == "gpt2":
+        return GPT2Config(n_layer=N_LAYERS, n_embd=D_MODEL, n_head=N_HEADS, vocab_size=D_VOCAB, **special)
+    if family == "gptj":
+        return GPTJConfig(
+            n_layer=N_LAYERS, n_embd=D_MODEL, n_head=N_HEADS, rotary_dim=8, vocab_size=D_VOCAB, **special
+        )
+    if family == "gpt_neox":
+        return GPTNeoXConfig(
+            num_hidden_layers=N_LAYERS,
+            hidden_size=D_MODEL,
+            num_attention_heads=N_HEADS,
+            intermediate_size=128,
+            vocab_size=D_VOCAB,
+            **special,
+        )
+    raise ValueError(family)
+
+
+@torch.no_grad()
+def _rescale(hf: torch.nn.Module) -> None:
+    """Weights with unit-scale activations and peaked logits (deterministic under the seed)."""
+    from transformers.pytorch_utils import Conv1D
+
+    for module in hf.modules():
+        if isinstance(module, torch.nn.Embedding):
+            module.weight.normal_(0.0, 1.0)
+        elif isinstance(module, (torch.nn.Linear, Conv1D)):
+            w = module.weight  # Linear: [out, in]; GPT-2's Conv1D: [in, out]
+            fan_in = w.shape[0] if isinstance(module, Conv1D) else w.shape[1]
+            gain = 3.0 if w.shape[0] == D_VOCAB else 1.0  # the unembedding: sharper logits
+            w.normal_(0.0, gain / math.sqrt(fan_in))
+            if module.bias is not None:
+                module.bias.normal_(0.0, 0.1)
+        elif getattr(module, "weight", None) is not None and module.weight.dim() == 1:  # norms
+            module.weight.copy_(1.0 + 0.1 * torch.randn_like(module.weight))
+            if getattr(module, "bias", None) is not None:
+                module.bias.normal_(0.0, 0.1)
+
+
+def build_tiny(family: str, tokenizer, seed: int = 0):
+    from transformers import AutoModelForCausalLM
+
+    from core.models import wrap_model
+
+    torch.manual_seed(seed)
+    hf = AutoModelForCausalLM.from_config(tiny_config(family), dtype=torch.float32)
+    _rescale(hf)
+    hf.eval()
+    return wrap_model(hf, tokenizer, model_id=f"tiny-{family}")
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from core.models import ensure_default_model
+
+    folder: Path = ensure_default_model()  # dequantizes once (~40 s), then cached
+    return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def tiny_lm(request, tokenizer):
+    """A tiny random model of each family, wrapped for nnsight (shared: never modify it)."""
+    return build_tiny(request.param, tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tokenizer):
+    return build_tiny("llama", tokenizer)
