@@ -71,7 +71,7 @@ if widgets.require(ctx):
                 st.dataframe(pd.DataFrame(rep.examples), width="stretch", key="fv_examples")
                 st.subheader("Save")
                 with st.form("save_fv"):
-                    name = st.text_input("Name", value=f"fv_{task.name}")
+                    name = st.text_input("Name", value=f"fv_{task.name}", key="fv_name")
                     if st.form_submit_button("Save to the library"):
                         try:
                             vec = make_vector(lm, wb, heads, rep.layer, name=check_name(name))

@@ -1,0 +1,130 @@
+"""`make bench`: speed and quality figures on the default model, written to bench/results.json.
+
+Timings are wall-clock on whatever machine runs this; ratios are measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results.json"
+QUICK = "--quick" in sys.argv  # skip the per-task table
+
+
+def peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - t0
+
+
+def cold_load_seconds() -> float:
+    """First load in a fresh cache folder: dequantize the GGUF, write the copy, load it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        code = "import time,core.models as m;t=time.perf_counter();m.load_model();print(time.perf_counter()-t)"
+        env = {**os.environ, "FV_STUDIO_CACHE": tmp}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    import torch
+
+    from core import fv
+    from core.attribution import indirect_effects
+    from core.models import load_model
+    from core.predict import predict
+    from core.prompts import PromptSettings, build_prompts, split_task
+    from core.tasks import builtin_names, load_builtin
+
+    results: dict = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}}
+    results["cold_load_s"] = cold_load_seconds()
+    load_model()  # imports and page cache warm
+    lm, results["warm_load_s"] = timed(load_model)
+    settings = PromptSettings(n_shots=10, n_prompts=20)
+    task = load_builtin("antonym")
+    predict(lm, task, settings)  # first-call overheads
+    _, results["predict_20x10shot_s"] = timed(lambda: predict(lm, task, settings))
+
+    wb = fv.build_workbench(lm, task, settings)
+    results["prompt_tokens"] = int(max(len(lm.tokenizer(p)["input_ids"]) for p in wb.prompts.corrupted))
+    at, results["attribution_fast_s"] = timed(lambda: indirect_effects(lm, wb.prompts, wb.stats.mean_heads))
+    layer = 20  # the reference path, one traced forward per head, on one layer's heads
+    heads = [(layer, h) for h in range(lm.arch.n_heads)]
+    ref, ref_s = timed(lambda: indirect_effects(lm, wb.prompts, wb.stats.mean_heads, method="reference", heads=heads))
+    n_all = lm.arch.n_layers * lm.arch.n_heads
+    results["attribution_reference_one_layer_s"] = ref_s
+    results["attribution_reference_scaled_s"] = ref_s * n_all / len(heads)
+    results["attribution_speedup"] = results["attribution_reference_scaled_s"] / results["attribution_fast_s"]
+    results["attribution_max_abs_diff_layer20"] = float((ref.cie[layer] - at.cie[layer]).abs().max())
+
+    splits = split_task(task, 0)
+    test = build_prompts(splits.test + splits.valid + splits.train, splits.train, settings, n_prompts=50)
+    hv = [(l, wb.stats.hvector[l]) for l in range(lm.arch.n_layers)]
+    _, results["hvector_sweep_30x50_s"] = timed(lambda: fv.accuracy_sweep(lm, test.zero_shot, test.targets, hv))
+    vec = fv.function_vector_values(lm, wb.stats.mean_heads, at.top_heads(10))
+    per_layer = [(l, vec) for l in range(lm.arch.n_layers)]
+    _, results["fv_sweep_30x50_zero_shot_s"] = timed(lambda: fv.accuracy_sweep(lm, test.zero_shot, test.targets, per_layer))
+    _, results["fv_sweep_30x50_shuffled_s"] = timed(lambda: fv.accuracy_sweep(lm, test.corrupted, test.targets, per_layer))
+
+    try:
+        from core import steer
+
+        prompt = ["When you think of Netherlands, you usually think of"]
+        _, results["steer_pair_40_tokens_s"] = timed(lambda: steer.generate_pair(lm, prompt, vec, 15, 1.0, "last", 40))
+        _, results["steer_sweep_5x5_20_tokens_s"] = timed(
+            lambda: steer.sweep(lm, prompt[0], vec, [9, 12, 15, 18, 21], [0.5, 1, 2, 4, 8], "last", 20, target_word="cold")
+        )
+    except ImportError:
+        results["steer"] = "core.steer not available"
+    results["peak_rss_gb"] = peak_gb()
+
+    if not QUICK:
+        table = []
+        for name in builtin_names():
+            wbt = fv.build_workbench(lm, load_builtin(name), settings)
+            fv.run_attribution(lm, wbt)
+            rep = fv.evaluate(lm, wbt, wbt.attribution.top_heads(10), layer="auto", n_eval=50)
+            table.append(
+                {
+                    "task": name,
+                    "icl": rep.icl_accuracy,
+                    "zero_shot": rep.zero_shot_baseline,
+                    "zero_shot_fv": rep.zero_shot_with_fv,
+                    "layer": rep.layer,
+                    "shuffled": rep.shuffled_baseline,
+                    "shuffled_fv": rep.shuffled_with_fv,
+                    "n_eval": rep.n_eval,
+                    "top_head": list(wbt.attribution.top_heads(1)[0]),
+                }
+            )
+            print(json.dumps(table[-1]), flush=True)
+        results["fv_table"] = table
+        results["peak_rss_gb"] = peak_gb()
+
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {OUT.relative_to(ROOT)}")
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        if key in ("fv_table", "machine"):
+            continue
+        print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    if "fv_table" in results:
+        print("\ntask                     icl   zs   zs+fv (layer)  shuf  shuf+fv")
+        for r in results["fv_table"]:
+            print(f"{r['task']:<24} {r['icl']:.2f}  {r['zero_shot']:.2f}  {r['zero_shot_fv']:.2f} ({r['layer']:>2})     {r['shuffled']:.2f}  {r['shuffled_fv']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

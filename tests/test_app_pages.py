@@ -1,0 +1,73 @@
+"""AppTest: the foundation and function-vector pages render on the real default model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.slow
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+def _app(tmp_path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("FV_STUDIO_DATA", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    return at
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error] + [e.value for e in at.sidebar.error]
+
+
+def test_model_page_typed_examples(tmp_path, monkeypatch):
+    at = _app(tmp_path, monkeypatch)
+    assert not at.exception
+    at.sidebar.radio(key="_w_task_source").set_value("Type examples").run()
+    at.sidebar.text_area(key="_w_typed_examples").set_value(
+        "cat -> cats\ndog -> dogs\nbox -> boxes\ncar -> cars\ntree -> trees\nbird -> birds"
+    ).run()
+    assert not at.exception and not _errors(at)
+    table = at.dataframe(key="pred_table").value
+    assert list(table.columns)[:4] == ["query", "target", "prediction", "correct"]
+    assert len(table) == 6 and set(table["query"]) == {"cat", "dog", "box", "car", "tree", "bird"}
+    labels = [m.label for m in at.metric]
+    assert "In-context accuracy" in labels
+
+
+def test_model_page_bad_line(tmp_path, monkeypatch):
+    at = _app(tmp_path, monkeypatch)
+    at.sidebar.radio(key="_w_task_source").set_value("Type examples").run()
+    at.sidebar.text_area(key="_w_typed_examples").set_value("hot -> cold\nbig small\nup -> down").run()
+    assert not at.exception
+    assert any("Line 2" in e and "separator" in e for e in _errors(at))
+    at.sidebar.text_area(key="_w_typed_examples").set_value("hot -> cold").run()
+    assert any("two" in e for e in _errors(at))
+
+
+def test_attribution_and_function_vector_pages(tmp_path, monkeypatch):
+    at = _app(tmp_path, monkeypatch)
+    at.sidebar.slider(key="_w_n_prompts").set_value(8).run()
+    at.switch_page("../pages/task_vectors.py")
+    at.run()
+    assert not at.exception and not _errors(at)
+    assert any(m.label.startswith("Zero-shot + h") for m in at.metric)
+    at.switch_page("../pages/head_attribution.py")
+    at.run()
+    assert not at.exception and not _errors(at)
+    top = at.dataframe(key="top_heads_table").value
+    assert len(top) == 10
+    at.switch_page("../pages/function_vector.py")
+    at.run()
+    assert not at.exception and not _errors(at)
+    labels = [m.label for m in at.metric]
+    assert "Zero-shot" in labels and any(l.startswith("Zero-shot + FV") for l in labels)
+    assert len(at.dataframe(key="fv_examples").value) > 0
+    # save the vector to the library
+    at.text_input(key="fv_name").set_value("fv_test")
+    next(b for b in at.button if b.label == "Save to the library").click().run()
+    assert not at.exception
+    assert any("Saved 'fv_test'" in s.value for s in at.success)
+    assert list((tmp_path / "vectors").glob("*/fv_test.safetensors"))
