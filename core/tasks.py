@@ -144,8 +144,9 @@ def parse_file(data: bytes, filename: str, name: str | None = None) -> Task:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1  # exc.object: the bytes after any BOM
         raise UserInputError(
-            f"{filename} is not UTF-8 text (byte {exc.start} cannot be decoded). "
+            f"{filename} is not UTF-8 text (line {line}, byte {exc.start} cannot be decoded). "
             "Save it as UTF-8 JSON, CSV or text."
         ) from None
     if "\x00" in text:

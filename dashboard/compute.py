@@ -187,3 +187,138 @@ def attention(spec: ModelSpec, prompt: str, layer: int, _lm: LoadedModel, _progr
     from core.attention import attention_pattern
 
     return store().get(("attention", spec, prompt, layer), lambda: attention_pattern(_lm, prompt, layer))
+
+
+# ---- steering: Steer, Steering vectors, Vector library ------------------------------------
+# Vectors are keyed by a digest of their values (tensors are not hashable), so two vectors
+# with the same name but different values never share a cached result.
+
+
+def digest(values: Any) -> str:
+    """A cache key for a tensor: sha1 of its float32 bytes plus its shape."""
+    import hashlib
+
+    t = values.detach().float().cpu().contiguous()
+    return f"{hashlib.sha1(t.numpy().tobytes()).hexdigest()}{tuple(t.shape)}"
+
+
+def vectors_for(lm: LoadedModel) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """Vectors usable with the loaded model: ``(name -> Vector, name -> "library"|"session", problems)``.
+
+    The library's files for this model, plus vectors made or uploaded in this session (a
+    session vector with a library name is the same vector: saving puts it in both). Files
+    that fail to load are reported, not raised.
+    """
+    from core.vectors import Library, default_library_dir
+
+    lib = Library(default_library_dir())
+    found: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    problems: list[str] = []
+    for name in lib.names(lm.model_id):
+        try:
+            found[name] = lib.load(lm.model_id, name, expect_d_model=lm.arch.d_model)
+            where[name] = "library"
+        except UserInputError as exc:
+            problems.append(str(exc))
+    for name, vec in st.session_state.get("session_vectors", {}).items():
+        if vec.model_id == lm.model_id and vec.d_model == lm.arch.d_model and name not in found:
+            found[name] = vec
+            where[name] = "session"
+    return dict(sorted(found.items())), where, problems
+
+
+def resid_norms(spec: ModelSpec, prompts: tuple[str, ...], _lm: LoadedModel, _progress=None) -> list[float]:
+    """``[n_layers]`` typical last-token residual norm over ``prompts`` (a scale for coefficients)."""
+    from core import steer
+
+    return store().get(("resid_norms", spec, prompts), lambda: steer.resid_norms(_lm, list(prompts)).tolist())
+
+
+def steer_pair(
+    spec: ModelSpec,
+    prompts: tuple[str, ...],
+    key: str,
+    values: Any,
+    layer: int,
+    coeff: float,
+    mode: str,
+    max_new_tokens: int,
+    decoding: Any,
+    _lm: LoadedModel,
+    _progress=None,
+):
+    """core.steer.generate_pair, cached on (model, prompts, vector digest, settings, decoding incl. seed)."""
+    from core import steer
+
+    def make():
+        return steer.generate_pair(
+            _lm, list(prompts), values, layer, coeff, mode, max_new_tokens,
+            sample=decoding.sample, temperature=decoding.temperature, top_p=decoding.top_p,
+            repetition_penalty=decoding.repetition_penalty, n_samples=decoding.n_samples,
+            seed=decoding.seed, progress=_progress or _quiet,
+        )
+
+    return store().get(("steer", spec, prompts, key, layer, coeff, mode, max_new_tokens, decoding), make)
+
+
+def actadd(spec: ModelSpec, positive: str, negative: str, layer: int, _lm: LoadedModel, _progress=None):
+    """core.steer.actadd_vector: ``(values [n_pos, d_model], aligned tokens)``."""
+    from core import steer
+
+    return store().get(("actadd", spec, positive, negative, layer), lambda: steer.actadd_vector(_lm, positive, negative, layer))
+
+
+def caa(spec: ModelSpec, pairs: tuple[tuple[str, str], ...], _lm: LoadedModel, _progress=None):
+    """core.steer.caa_vectors: ``[n_layers, d_model]``."""
+    from core import steer
+
+    return store().get(("caa", spec, pairs), lambda: steer.caa_vectors(_lm, list(pairs), progress=_progress or _quiet))
+
+
+def steer_sweep(
+    spec: ModelSpec,
+    prompt: str,
+    by_layer: tuple[tuple[int, str], ...],
+    values: dict[int, Any],
+    coeffs: tuple[float, ...],
+    mode: str,
+    max_new_tokens: int,
+    target_word: str | None,
+    keywords: tuple[str, ...],
+    _lm: LoadedModel,
+    _progress=None,
+) -> dict:
+    """A coefficient x layer sweep where each layer uses its own vector (``values[layer]``).
+
+    ``by_layer``: ``(layer, digest of values[layer])`` pairs, the cache key. One
+    core.steer.sweep per layer; the result has the same shape as core.steer.sweep's.
+    """
+    from core import steer
+
+    progress = _progress or _quiet
+
+    def make() -> dict:
+        out: dict = {}
+        n = len(by_layer)
+        for i, (layer, _) in enumerate(by_layer):
+            part = steer.sweep(
+                _lm, prompt, values[layer], [layer], list(coeffs), mode, max_new_tokens,
+                target_word=target_word, keywords=list(keywords),
+                progress=lambda f, m, i=i: progress((i + f) / n, m),
+            )
+            if not out:
+                out = {**part, "layers": [], "texts": [[] for _ in coeffs], "scores": [[] for _ in coeffs] if part["scores"] is not None else None}
+            out["layers"].append(layer)
+            for ci in range(len(coeffs)):
+                out["texts"][ci].append(part["texts"][ci][0])
+                if out["scores"] is not None:
+                    out["scores"][ci].append(part["scores"][ci][0])
+        return out
+
+    return store().get(("sweep", spec, prompt, by_layer, coeffs, mode, max_new_tokens, target_word, keywords), make)
+
+
+def decode_vector(spec: ModelSpec, key: str, values: Any, k: int, _lm: LoadedModel, _progress=None) -> list[tuple[str, float]]:
+    """core.fv.decode: the tokens a vector promotes (final norm, then unembedding)."""
+    return store().get(("decode", spec, key, k), lambda: fv_mod.decode(_lm, values, k))

@@ -88,3 +88,68 @@ def grid(values: Sequence[Sequence[float]], x: Sequence, y: Sequence, title: str
     )
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=380)
     return fig
+
+
+# ---- steering ------------------------------------------------------------------------------
+
+_STRIP_HEAD, _STRIP_TAIL = 6, 5  # prompt tokens shown before and after an ellipsis
+
+
+def _shown_token(text: str) -> str:
+    return text.replace(" ", "·").replace("\n", "↵").replace("\t", "⇥") or "∅"
+
+
+def steer_positions(prompt_tokens: Sequence[str], mode: str, n_pos: int = 1, n_new: int = 3) -> go.Figure:
+    """Which positions receive the vector: a strip of the prompt's tokens and a few new tokens.
+
+    ``mode="last"``: the last prompt token (step 0), then every new token (one per step).
+    ``mode="prompt"``: the prompt's first ``n_pos`` tokens, once, on step 0.
+    Long prompts are shown as their first and last few tokens around an ellipsis.
+    """
+    n_prompt = len(prompt_tokens)
+    if mode == "last":
+        hit = [i == n_prompt - 1 for i in range(n_prompt)] + [True] * n_new
+    else:
+        hit = [i < n_pos for i in range(n_prompt)] + [False] * n_new
+    labels = [_shown_token(t) for t in prompt_tokens] + [f"new {i + 1}" for i in range(n_new)]
+    ticks = [f"p{i}" for i in range(n_prompt)] + [f"step {i + 1}" for i in range(n_new)]
+    if n_prompt > _STRIP_HEAD + _STRIP_TAIL + 1:  # keep the first and last prompt tokens
+        keep = list(range(_STRIP_HEAD)) + [-1] + list(range(n_prompt - _STRIP_TAIL, n_prompt + n_new))
+        hidden = hit[_STRIP_HEAD : n_prompt - _STRIP_TAIL]
+        labels = [labels[i] if i >= 0 else "…" for i in keep]
+        ticks = [ticks[i] if i >= 0 else "…" for i in keep]
+        hit = [hit[i] if i >= 0 else any(hidden) for i in keep]
+    fig = go.Figure(
+        go.Heatmap(
+            z=[[1.0 if h else 0.0 for h in hit]],
+            x=list(range(len(labels))),
+            text=[labels],
+            texttemplate="%{text}",
+            textfont=dict(size=11),
+            colorscale=[[0.0, "#e5e7eb"], [1.0, "#f59e0b"]],
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            xgap=3,
+            hovertemplate="%{text}<extra></extra>",
+        )
+    )
+    fig.add_vline(x=len(labels) - n_new - 0.5, line_dash="dot")  # prompt | new tokens
+    fig.update_layout(
+        height=110,
+        margin=dict(t=6, b=30, l=6, r=6),
+        yaxis=dict(visible=False),
+        xaxis=dict(tickmode="array", tickvals=list(range(len(ticks))), ticktext=ticks, tickfont=dict(size=9)),
+    )
+    return fig
+
+
+def layer_profile(series: dict[str, Sequence[float]], title: str, y_title: str, marked: int | None = None) -> go.Figure:
+    """One line per named series over layers, with an optional marked layer."""
+    fig = go.Figure()
+    for name, ys in series.items():
+        fig.add_trace(go.Scatter(x=list(range(len(ys))), y=list(ys), mode="lines+markers", name=name))
+    if marked is not None:
+        fig.add_vline(x=marked, line_dash="dash", annotation_text=f"layer {marked}")
+    fig.update_layout(title=title, xaxis_title="layer", yaxis_title=y_title, height=340, margin=dict(t=50, b=40))
+    return fig

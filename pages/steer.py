@@ -1,3 +1,218 @@
+"""Steer: unsteered and steered continuations side by side, for any vector of this model."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
 import streamlit as st
-st.title('steer')
-st.info('Coming soon')
+
+from core import limits
+from core.errors import UserInputError
+from core.predict import tokens
+from core.steer import MAX_REPETITION_PENALTY, MAX_TEMPERATURE, Decoding, export_script, first_divergence
+from core.vectors import to_bytes
+from dashboard import compute, figures, state, widgets
+
+MODES = {"every step at the last position": "last", "at the prompt's first positions": "prompt"}
+LAST, PROMPT = list(MODES)
+GREEDY, SAMPLING = "greedy", "sampling"
+# this page's persistent keys (form widgets copy into them on submit, so they survive page switches)
+DEFAULTS = {
+    "steer_prompts": "When you think of Netherlands, you usually think of",
+    "steer_vector": None,
+    "steer_vector_for": None,  # the vector the layer and mode below were set for
+    "steer_layer": 0,
+    "steer_coeff": 4.0,
+    "steer_mode": LAST,
+    "steer_decoding": GREEDY,
+    "steer_temperature": 1.0,
+    "steer_top_p": 0.95,
+    "steer_rep_penalty": 1.0,
+    "steer_samples": 1,
+    "steer_max_new": 30,
+    "steer_seed": 0,
+    "steer_request": None,  # the vector of the last Generate; its settings are the keys above
+}
+FORM_KEYS = [k for k in DEFAULTS if k not in ("steer_vector", "steer_vector_for", "steer_request")]
+
+
+def _field(container, widget: str, label: str, *args, key: str, **kwargs):
+    """A form widget seeded from the persistent ``key`` (copied back by ``_commit`` on submit)."""
+    st.session_state[f"_w_{key}"] = st.session_state[key]
+    return getattr(container, widget)(label, *args, key=f"_w_{key}", **kwargs)
+
+
+def _commit() -> None:
+    for key in FORM_KEYS:
+        if f"_w_{key}" in st.session_state:
+            st.session_state[key] = st.session_state[f"_w_{key}"]
+    st.session_state["steer_request"] = st.session_state["steer_vector"]
+
+
+def _text_html(prompt: str, text: str, cut: int | None, color: str) -> str:
+    """The prompt (grey), the shared part, and everything from the first divergence (highlighted)."""
+
+    def esc(s: str) -> str:  # newlines as <br> keep the block one line, so markdown never parses it
+        return html.escape(s, quote=True).replace("$", "&#36;").replace("\n", "<br>")
+
+    shared, rest = (text, "") if cut is None else (text[:cut], text[cut:])
+    body = f'<span style="color:#9ca3af">{esc(prompt)}</span>{esc(shared)}'
+    if rest:
+        body += f'<span style="background:{color};border-radius:3px;padding:0 2px">{esc(rest)}</span>'
+    if not text:
+        body += ' <i style="color:#9ca3af">(no text: the model ended at once)</i>'
+    return f'<div class="fv-steer-text" style="font-family:monospace;font-size:0.9rem;line-height:1.5">{body}</div>'
+
+
+def _change_table(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"token": repr(t), "p unsteered": b, "p steered": a, "change": a - b} for t, b, a in rows],
+        columns=["token", "p unsteered", "p steered", "change"],
+    )
+
+
+st.title("Steer")
+widgets.explain(
+    "**What am I looking at?** The same prompt continued twice by the same model: *unsteered*, and "
+    "*steered* with a vector times a coefficient added to the residual stream (the output of one "
+    "decoder block). Either at the newest token on **every step** (how function vectors and CAA "
+    "vectors are used), or once **at the prompt's first positions** (activation addition: the "
+    "difference of two prompts' activations, added position by position). Both columns come from one "
+    "batch with the same decoding settings and, when sampling, the same random numbers, so the texts "
+    "differ only where the vector changed something: the first difference is highlighted. Below each "
+    "pair: how the vector moved the first generated token's distribution. "
+    f"{widgets.PAPERS['fv']}; {widgets.PAPERS['actadd']}; {widgets.PAPERS['caa']}."
+)
+ctx = widgets.sidebar()
+for key, value in DEFAULTS.items():
+    st.session_state.setdefault(key, value)
+
+if widgets.require(ctx, task=False):
+    lm = ctx.lm
+    vectors, where, problems = compute.vectors_for(lm)
+    for problem in problems:
+        st.warning(f"A library file was skipped: {problem}")
+    if not vectors:
+        st.info(
+            f"No steering vector exists yet for **{lm.model_id}**. Make one first:\n\n"
+            "- **Function vector** page: build a function vector from a task and save it;\n"
+            "- **Steering vectors** page: activation addition (e.g. *Love* - *Hate*) or contrastive "
+            "pairs (CAA), then save it;\n"
+            "- **Vector library** page: upload a `.safetensors` vector file."
+        )
+        st.page_link("../pages/function_vector.py", label="Function vector", icon="🧪")
+        st.page_link("../pages/steering_vectors.py", label="Steering vectors", icon="➕")
+        st.page_link("../pages/vector_library.py", label="Vector library", icon="📚")
+        st.stop()
+
+    names = list(vectors)
+    if st.session_state["steer_vector"] not in vectors:  # first visit or deleted: the newest
+        st.session_state["steer_vector"] = max(names, key=lambda n: vectors[n].created)
+    state.bound(
+        st, "selectbox", "Vector", names, key="steer_vector",
+        format_func=lambda n: f"{n}  ({vectors[n].method}, layer {vectors[n].layer}, "
+        f"{'x'.join(map(str, vectors[n].values.shape))}, {where[n]})",
+    )
+    name = st.session_state["steer_vector"]
+    vec = vectors[name]
+    n_pos = 1 if vec.values.dim() == 1 else int(vec.values.shape[0])
+    mode_options = [PROMPT] if n_pos > 1 else [LAST, PROMPT]
+    if st.session_state["steer_vector_for"] != name:  # a new vector: its own layer and mode
+        st.session_state["steer_layer"] = min(max(vec.layer, 0), lm.arch.n_layers - 1)
+        st.session_state["steer_mode"] = PROMPT if n_pos > 1 else LAST
+        st.session_state["steer_vector_for"] = name
+    if st.session_state["steer_mode"] not in mode_options:
+        st.session_state["steer_mode"] = mode_options[0]
+    st.caption(
+        f"Made by **{vec.method}** for layer {vec.layer}; norm {vec.norm:.2f}"
+        + (f", {n_pos} positions (an activation-addition vector: it can only be added at the prompt's first positions)" if n_pos > 1 else "")
+        + "."
+    )
+
+    with st.form("steer_form"):
+        _field(st, "text_area", f"Prompts (one per line, at most {limits.MAX_PROMPTS})", key="steer_prompts", height=100)
+        c1, c2, c3 = st.columns([1, 1, 2])
+        _field(c1, "selectbox", "Layer", list(range(lm.arch.n_layers)), key="steer_layer", help="The output of this decoder block receives the vector. Default: the layer the vector was made for.")
+        _field(c2, "number_input", "Coefficient", -limits.MAX_ABS_COEFF, limits.MAX_ABS_COEFF, key="steer_coeff", step=0.5, help="The vector is multiplied by this before it is added; 0 reproduces the unsteered text.")
+        _field(c3, "radio", "Where the vector is added", mode_options, key="steer_mode")
+        pictures = st.columns(len(mode_options))
+        first_prompt = next((p for p in st.session_state["steer_prompts"].splitlines() if p.strip()), "")
+        prompt_tokens = [t for _, t in tokens(lm, first_prompt[: limits.MAX_PROMPT_CHARS])] if first_prompt else ["(prompt)"]
+        for col, label in zip(pictures, mode_options):
+            col.caption(f"**{label}**: " + ("the last prompt token on step 0, then each new token" if MODES[label] == "last" else f"the first {n_pos} prompt token(s), once; later tokens see them through the cache"))
+            col.plotly_chart(figures.steer_positions(prompt_tokens, MODES[label], n_pos), key=f"positions_{MODES[label]}", config={"displayModeBar": False})
+        st.markdown("**Decoding** (the same for both columns)")
+        d = st.columns(7)
+        _field(d[0], "radio", "Decoding", [GREEDY, SAMPLING], key="steer_decoding")
+        _field(d[1], "number_input", "Max new tokens", 1, limits.MAX_NEW_TOKENS, key="steer_max_new")
+        _field(d[2], "number_input", "Temperature", 0.05, MAX_TEMPERATURE, key="steer_temperature", step=0.1, help="Sampling only")
+        _field(d[3], "number_input", "Top-p", 0.05, 1.0, key="steer_top_p", step=0.05, help="Sampling only")
+        _field(d[4], "number_input", "Repetition penalty", 0.1, MAX_REPETITION_PENALTY, key="steer_rep_penalty", step=0.1, help="1 = none; greedy and sampling")
+        _field(d[5], "number_input", "Samples", 1, limits.MAX_SAMPLES, key="steer_samples", help="Per prompt, sampling only")
+        _field(d[6], "number_input", "Seed", 0, 1_000_000, key="steer_seed")
+        st.form_submit_button("Generate", type="primary", on_click=_commit)
+
+    if st.session_state["steer_request"] not in (None, name):
+        st.caption(f"Press **Generate** to steer with '{name}'.")
+    elif st.session_state["steer_request"] == name:
+        S = st.session_state
+        prompts = tuple(p for p in S["steer_prompts"].splitlines() if p.strip())
+        layer, coeff, mode = int(S["steer_layer"]), float(S["steer_coeff"]), MODES[S["steer_mode"]]
+        decoding = Decoding(
+            sample=S["steer_decoding"] == SAMPLING,
+            temperature=float(S["steer_temperature"]),
+            top_p=float(S["steer_top_p"]),
+            repetition_penalty=float(S["steer_rep_penalty"]),
+            n_samples=int(S["steer_samples"]),
+            seed=int(S["steer_seed"]),
+        )
+        key = compute.digest(vec.values)
+        results = compute.run(
+            "Generating",
+            lambda _progress: compute.steer_pair(ctx.spec, prompts, key, vec.values, layer, coeff, mode, int(S["steer_max_new"]), decoding, lm, _progress),
+        )
+        if results:
+            norms = compute.run("Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, prompts, lm))
+            v_norm = float(vec.values.float().norm(dim=-1).mean())  # per position for [n_pos, d_model]
+            if norms:
+                scale = abs(coeff) * v_norm / norms[layer]
+                st.info(
+                    f"Added per position: |coefficient| x ‖v‖ = {abs(coeff):g} x {v_norm:.2f} = **{abs(coeff) * v_norm:.1f}**, "
+                    f"that is **{scale:.2f} x** the typical residual norm at layer {layer} ({norms[layer]:.1f}, "
+                    "last token of your prompts)."
+                )
+            for i, r in enumerate(results):
+                if len(results) > 1:
+                    st.subheader(f"Prompt {i + 1}")
+                if r.note:
+                    st.caption(r.note)
+                left, right = st.columns(2)
+                left.markdown("**Unsteered**")
+                right.markdown(f"**Steered** (layer {layer}, coefficient {coeff:g})")
+                for j, (u, s) in enumerate(zip(r.unsteered, r.steered)):
+                    cut = first_divergence(u, s)
+                    if len(r.unsteered) > 1:
+                        left.caption(f"sample {j + 1}")
+                        right.caption(f"sample {j + 1}" + (" (identical)" if cut is None else ""))
+                    left.markdown(_text_html(r.prompt, u, cut, "#bfdbfe"), unsafe_allow_html=True)
+                    right.markdown(_text_html(r.prompt, s, cut, "#fde68a"), unsafe_allow_html=True)
+                if r.first_divergence is None:
+                    st.caption("The two continuations are identical: try a larger coefficient or another layer.")
+                change = r.next_token_change
+                st.markdown(f"**First generated token**: KL(steered ‖ unsteered) = **{change.kl:.4f}** nats")
+                up, down = st.columns(2)
+                up.caption("Rose most")
+                up.dataframe(_change_table(change.rose), hide_index=True, width="stretch", key=f"rose_{i}")
+                down.caption("Fell most")
+                down.dataframe(_change_table(change.fell), hide_index=True, width="stretch", key=f"fell_{i}")
+            with st.expander("Runnable script for these settings (greedy, first prompt)"):
+                try:
+                    script = export_script(lm.model_id, f"{name}.safetensors", layer, coeff, mode, prompts[0], int(S["steer_max_new"]))
+                    st.caption(f"Save the vector next to the script as `{name}.safetensors` (button below).")
+                    st.code(script, language="python")
+                    b1, b2 = st.columns(2)
+                    b1.download_button("Download the vector", to_bytes(vec), f"{name}.safetensors", key="dl_vector")
+                    b2.download_button("Download the script", script, f"steer_{name}.py", key="dl_script")
+                except UserInputError as exc:
+                    st.error(str(exc))

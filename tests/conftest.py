@@ -85,6 +85,16 @@ def build_tiny(family: str, tokenizer, seed: int = 0):
     return wrap_model(hf, tokenizer, model_id=f"tiny-{family}")
 
 
+@pytest.fixture
+def single_thread():
+    """Tiny tensors: one torch thread is faster, and immune to a busy machine (the old
+    setting is restored, so tests on the real model keep theirs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     from transformers import AutoTokenizer

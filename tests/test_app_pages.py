@@ -18,6 +18,14 @@ def _app(tmp_path, monkeypatch) -> AppTest:
     return at
 
 
+def _table(at: AppTest, column: str):
+    """The first dataframe on the page with this column."""
+    for frame in at.dataframe:
+        if column in frame.value.columns:
+            return frame.value
+    raise AssertionError(f"no table with a '{column}' column")
+
+
 def _errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error] + [e.value for e in at.sidebar.error]
 
@@ -30,7 +38,7 @@ def test_model_page_typed_examples(tmp_path, monkeypatch):
         "cat -> cats\ndog -> dogs\nbox -> boxes\ncar -> cars\ntree -> trees\nbird -> birds"
     ).run()
     assert not at.exception and not _errors(at)
-    table = at.dataframe(key="pred_table").value
+    table = _table(at, "prediction")
     assert list(table.columns)[:4] == ["query", "target", "prediction", "correct"]
     assert len(table) == 6 and set(table["query"]) == {"cat", "dog", "box", "car", "tree", "bird"}
     labels = [m.label for m in at.metric]
@@ -57,14 +65,14 @@ def test_attribution_and_function_vector_pages(tmp_path, monkeypatch):
     at.switch_page("../pages/head_attribution.py")
     at.run()
     assert not at.exception and not _errors(at)
-    top = at.dataframe(key="top_heads_table").value
+    top = _table(at, "effect")
     assert len(top) == 10
     at.switch_page("../pages/function_vector.py")
     at.run()
     assert not at.exception and not _errors(at)
     labels = [m.label for m in at.metric]
     assert "Zero-shot" in labels and any(l.startswith("Zero-shot + FV") for l in labels)
-    assert len(at.dataframe(key="fv_examples").value) > 0
+    assert len(_table(at, "with vector")) > 0
     # save the vector to the library
     at.text_input(key="fv_name").set_value("fv_test")
     next(b for b in at.button if b.label == "Save to the library").click().run()

@@ -11,6 +11,8 @@ from core.inference import encode
 
 from conftest import D_MODEL, D_VOCAB, N_HEADS, N_LAYERS
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 EXPECTED = {
     # family: (n_kv_heads, out_proj_bias, out_proj_is_conv1d, block_returns_tuple)
     "llama": (2, False, False, False),

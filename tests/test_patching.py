@@ -18,6 +18,8 @@ from core.inference import Edit, encode, first_token_ids, last_token_scores, run
 from core.prompts import PromptSettings, build_prompts, split_task
 from core.tasks import validate
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 WORDS = [
     ("hot", "cold"), ("big", "small"), ("up", "down"), ("fast", "slow"), ("happy", "sad"),
     ("light", "dark"), ("open", "closed"), ("young", "old"), ("tall", "short"), ("rich", "poor"),
