@@ -110,11 +110,16 @@ def _kv_bytes_per_token_layer(lm: LoadedModel) -> int:
     return 2 * arch.n_kv_heads * arch.d_head * elem
 
 
-def _prompt_chunk(lm: LoadedModel, enc: Encoded) -> int:
-    """Prompts per chunk so one chunk's cache (or activations) stays within the budget."""
+def _row_budget(lm: LoadedModel, enc: Encoded) -> int:
+    """Full-width rows one pass may hold so its cache (or activations) stays within the budget."""
     width = enc.input_ids.shape[1]
     per_prompt = max(1, width * lm.arch.n_layers * _kv_bytes_per_token_layer(lm))
-    return max(1, min(len(enc), CACHE_BYTES // (4 * per_prompt)))
+    return max(1, CACHE_BYTES // (4 * per_prompt))
+
+
+def _prompt_chunk(lm: LoadedModel, enc: Encoded) -> int:
+    """Prompts per chunk so one chunk's cache (or activations) stays within the budget."""
+    return min(len(enc), _row_budget(lm, enc))
 
 
 def run_forward(
@@ -340,7 +345,8 @@ def last_token_scores(
             # groups per pass: bounded by the logits it makes (n_rows x n_groups x d_vocab)
             per_pass = max(1, min(max_groups_per_pass, LOGIT_BUDGET // max(1, n_rows * arch.d_vocab * 4)))
             if not cached:
-                per_pass = min(per_pass, max(1, _prompt_chunk(lm, enc) // n_rows))
+                # the plain path repeats every row per group: bound rows, not prompts
+                per_pass = min(per_pass, max(1, _row_budget(lm, enc) // n_rows))
             passes = _plan_passes(groups, edited, per_pass, cached)
             total = len(p_chunks) * (len(passes) + 1)
             done = pi * (len(passes) + 1)

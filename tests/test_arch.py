@@ -45,8 +45,7 @@ def test_paths_resolve_on_the_hf_model(tiny_lm):
     assert (bias is not None) == arch.out_proj_bias
     if bias is not None:
         assert bias.shape == (arch.d_model,)
-    # the final norm is the module right before the unembedding
-    norm = A.final_norm(arch, hf)
+    norm = A.final_norm(arch, hf)  # a LayerNorm or RMSNorm over d_model
     assert isinstance(norm, torch.nn.Module) and norm.weight.shape == (arch.d_model,)
 
 

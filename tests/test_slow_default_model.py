@@ -44,10 +44,14 @@ def test_cached_copy_matches_gguf_load(lm):
 
     gguf = AutoModelForCausalLM.from_pretrained(_gguf_folder(), gguf_file=_GGUF_FILE, dtype=torch.float32).eval()
     enc = encode(lm, ["Q: hot\nA: cold\n\nQ: big\nA:", "The capital of France is"])
+    inputs = enc.as_inputs()
     with torch.no_grad():
-        first = gguf(input_ids=enc.input_ids, attention_mask=enc.attention_mask, position_ids=enc.position_ids).logits
-    reloaded = run_forward(lm, enc).logits
-    assert torch.equal(first[:, -1].float(), reloaded)
+        first = gguf(**inputs).logits[:, -1]
+        reloaded = lm.hf(**inputs).logits[:, -1]
+    for (name, a), b in zip(gguf.state_dict().items(), lm.hf.state_dict().values()):
+        assert torch.equal(a, b), name  # the copy holds exactly the dequantized weights
+    assert torch.allclose(first, reloaded, atol=1e-5, rtol=0)
+    assert torch.equal(first.argmax(-1), reloaded.argmax(-1))
 
 
 @pytest.mark.parametrize("task", ["singular_plural", "present_past"])
