@@ -6,17 +6,17 @@ import streamlit as st
 
 from dashboard import state
 
-st.set_page_config(page_title="FV Studio", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="FV Studio", page_icon=":material/explore:", layout="wide")
 state.init()
 
 PAGES = [
-    st.Page("../pages/model_prompts.py", title="Model & prompts", icon="🔤", default=True),
-    st.Page("../pages/task_vectors.py", title="Task vectors", icon="📈"),
-    st.Page("../pages/head_attribution.py", title="Head attribution", icon="🔥"),
-    st.Page("../pages/function_vector.py", title="Function vector", icon="🧪"),
-    st.Page("../pages/steer.py", title="Steer", icon="🎛️"),
-    st.Page("../pages/steering_vectors.py", title="Steering vectors", icon="➕"),
-    st.Page("../pages/vector_library.py", title="Vector library", icon="📚"),
+    st.Page("../pages/model_prompts.py", title="Model & prompts", icon=":material/text_fields:", default=True),
+    st.Page("../pages/task_vectors.py", title="Task vectors", icon=":material/show_chart:"),
+    st.Page("../pages/head_attribution.py", title="Head attribution", icon=":material/grid_on:"),
+    st.Page("../pages/function_vector.py", title="Function vector", icon=":material/science:"),
+    st.Page("../pages/steer.py", title="Steer", icon=":material/tune:"),
+    st.Page("../pages/steering_vectors.py", title="Steering vectors", icon=":material/add_circle:"),
+    st.Page("../pages/vector_library.py", title="Vector library", icon=":material/library_books:"),
 ]
 
 st.navigation(PAGES).run()

@@ -194,6 +194,32 @@ def attention(spec: ModelSpec, prompt: str, layer: int, _lm: LoadedModel, _progr
 # with the same name but different values never share a cached result.
 
 
+def _from_any_thread(progress: Callable[[float, str], None] | None) -> Callable[[float, str], None]:
+    """A progress callback that also works from nnsight's worker thread.
+
+    The body of a ``with generate(...)`` loop runs on a thread nnsight starts, where Streamlit
+    has no script context; the callback attaches this run's context there first. A progress
+    bar must never break a computation, so its failures (and a stop or rerun request, which
+    the script's own thread handles) are ignored.
+    """
+    from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+    from streamlit.runtime.scriptrunner_utils.script_run_context import add_script_run_ctx, get_script_run_ctx
+
+    if progress is None:
+        return _quiet
+    owner = get_script_run_ctx(suppress_warning=True)
+
+    def call(fraction: float, message: str) -> None:
+        try:
+            if owner is not None and get_script_run_ctx(suppress_warning=True) is not owner:
+                add_script_run_ctx(threading.current_thread(), owner)
+            progress(fraction, message)
+        except (Exception, ScriptControlException):
+            pass
+
+    return call
+
+
 def digest(values: Any) -> str:
     """A cache key for a tensor: sha1 of its float32 bytes plus its shape."""
     import hashlib
@@ -256,7 +282,7 @@ def steer_pair(
             _lm, list(prompts), values, layer, coeff, mode, max_new_tokens,
             sample=decoding.sample, temperature=decoding.temperature, top_p=decoding.top_p,
             repetition_penalty=decoding.repetition_penalty, n_samples=decoding.n_samples,
-            seed=decoding.seed, progress=_progress or _quiet,
+            seed=decoding.seed, progress=_from_any_thread(_progress),
         )
 
     return store().get(("steer", spec, prompts, key, layer, coeff, mode, max_new_tokens, decoding), make)
@@ -273,7 +299,7 @@ def caa(spec: ModelSpec, pairs: tuple[tuple[str, str], ...], _lm: LoadedModel, _
     """core.steer.caa_vectors: ``[n_layers, d_model]``."""
     from core import steer
 
-    return store().get(("caa", spec, pairs), lambda: steer.caa_vectors(_lm, list(pairs), progress=_progress or _quiet))
+    return store().get(("caa", spec, pairs), lambda: steer.caa_vectors(_lm, list(pairs), progress=_from_any_thread(_progress)))
 
 
 def steer_sweep(
@@ -296,7 +322,7 @@ def steer_sweep(
     """
     from core import steer
 
-    progress = _progress or _quiet
+    progress = _from_any_thread(_progress)
 
     def make() -> dict:
         out: dict = {}

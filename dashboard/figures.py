@@ -84,9 +84,10 @@ def grid(values: Sequence[Sequence[float]], x: Sequence, y: Sequence, title: str
     fig = go.Figure(
         go.Heatmap(z=values, x=[str(v) for v in x], y=[str(v) for v in y], colorscale="Viridis", text=hover,
                    hovertemplate="%{y} / %{x}: %{z:.3f}<br>%{text}<extra></extra>" if hover else None,
-                   texttemplate="%{z:.2f}")
+                   texttemplate="%{z:.3g}")
     )
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=380)
+    # category axes: numeric-looking labels ("1", "4", "8") would otherwise become a numeric axis
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=380, xaxis_type="category", yaxis_type="category")
     return fig
 
 

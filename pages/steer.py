@@ -50,6 +50,14 @@ def _commit() -> None:
     st.session_state["steer_request"] = st.session_state["steer_vector"]
 
 
+def _default_coeff(vec) -> float:
+    """The coefficient saved with the vector, else 1 for function vectors and 4 for the rest."""
+    coeff = vec.provenance.get("coeff")
+    if isinstance(coeff, (int, float)) and not isinstance(coeff, bool) and abs(coeff) <= limits.MAX_ABS_COEFF:
+        return float(coeff)
+    return 1.0 if vec.method in ("function_vector", "h_vector") else 4.0
+
+
 def _text_html(prompt: str, text: str, cut: int | None, color: str) -> str:
     """The prompt (grey), the shared part, and everything from the first divergence (highlighted)."""
 
@@ -121,6 +129,7 @@ if widgets.require(ctx, task=False):
     if st.session_state["steer_vector_for"] != name:  # a new vector: its own layer and mode
         st.session_state["steer_layer"] = min(max(vec.layer, 0), lm.arch.n_layers - 1)
         st.session_state["steer_mode"] = PROMPT if n_pos > 1 else LAST
+        st.session_state["steer_coeff"] = _default_coeff(vec)
         st.session_state["steer_vector_for"] = name
     if st.session_state["steer_mode"] not in mode_options:
         st.session_state["steer_mode"] = mode_options[0]
@@ -136,7 +145,7 @@ if widgets.require(ctx, task=False):
         _field(c1, "selectbox", "Layer", list(range(lm.arch.n_layers)), key="steer_layer", help="The output of this decoder block receives the vector. Default: the layer the vector was made for.")
         _field(c2, "number_input", "Coefficient", -limits.MAX_ABS_COEFF, limits.MAX_ABS_COEFF, key="steer_coeff", step=0.5, help="The vector is multiplied by this before it is added; 0 reproduces the unsteered text.")
         _field(c3, "radio", "Where the vector is added", mode_options, key="steer_mode")
-        pictures = st.columns(len(mode_options))
+        pictures = [st.container() for _ in mode_options]  # full width: the token labels need room
         first_prompt = next((p for p in st.session_state["steer_prompts"].splitlines() if p.strip()), "")
         prompt_tokens = [t for _, t in tokens(lm, first_prompt[: limits.MAX_PROMPT_CHARS])] if first_prompt else ["(prompt)"]
         for col, label in zip(pictures, mode_options):
@@ -181,13 +190,16 @@ if widgets.require(ctx, task=False):
                     f"Added per position: |coefficient| x ‖v‖ = {abs(coeff):g} x {v_norm:.2f} = **{abs(coeff) * v_norm:.1f}**, "
                     f"that is **{scale:.2f} x** the typical residual norm at layer {layer} ({norms[layer]:.1f}, "
                     "last token of your prompts)."
+                    + (" The vector goes to the prompt's first positions, whose norms can be much larger "
+                       "(the first token often carries a very large norm)." if mode == "prompt" else "")
                 )
             for i, r in enumerate(results):
+                box = st.container(border=True)
                 if len(results) > 1:
-                    st.subheader(f"Prompt {i + 1}")
+                    box.subheader(f"Prompt {i + 1}")
                 if r.note:
-                    st.caption(r.note)
-                left, right = st.columns(2)
+                    box.caption(r.note)
+                left, right = box.columns(2)
                 left.markdown("**Unsteered**")
                 right.markdown(f"**Steered** (layer {layer}, coefficient {coeff:g})")
                 for j, (u, s) in enumerate(zip(r.unsteered, r.steered)):
@@ -198,10 +210,10 @@ if widgets.require(ctx, task=False):
                     left.markdown(_text_html(r.prompt, u, cut, "#bfdbfe"), unsafe_allow_html=True)
                     right.markdown(_text_html(r.prompt, s, cut, "#fde68a"), unsafe_allow_html=True)
                 if r.first_divergence is None:
-                    st.caption("The two continuations are identical: try a larger coefficient or another layer.")
+                    box.caption("The two continuations are identical: try a larger coefficient or another layer.")
                 change = r.next_token_change
-                st.markdown(f"**First generated token**: KL(steered ‖ unsteered) = **{change.kl:.4f}** nats")
-                up, down = st.columns(2)
+                box.markdown(f"**First generated token**: KL(steered ‖ unsteered) = **{change.kl:.4f}** nats")
+                up, down = box.columns(2)
                 up.caption("Rose most")
                 up.dataframe(_change_table(change.rose), hide_index=True, width="stretch", key=f"rose_{i}")
                 down.caption("Fell most")

@@ -1,3 +1,375 @@
+"""Steering vectors: build activation-addition and CAA vectors, sweep them, save them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
 import streamlit as st
-st.title('steering_vectors')
-st.info('Coming soon')
+
+from core import limits
+from core.errors import UserInputError
+from core.vectors import Library, Vector, check_name, default_library_dir
+from dashboard import compute, figures, state, widgets
+
+TYPED, UPLOAD = "Type pairs", "Upload a file"
+DEFAULT_PAIRS = "\n".join(
+    [
+        "I love spending time with you. | I hate spending time with you.",
+        "What a wonderful day this is! | What a terrible day this is!",
+        "This film made me so happy. | This film made me so angry.",
+        "You are my best friend. | You are my worst enemy.",
+        "The food here is delicious. | The food here is disgusting.",
+        "I feel great about the future. | I feel awful about the future.",
+    ]
+)
+# this page's persistent keys (form widgets copy into them on submit, so they survive page switches)
+DEFAULTS: dict[str, Any] = {
+    "sv_a_positive": "Love",
+    "sv_a_negative": "Hate",
+    "sv_a_layer": 6,
+    "sv_a_coeff": 5.0,
+    "sv_a_built": False,
+    "sv_c_source": TYPED,
+    "sv_c_text": DEFAULT_PAIRS,
+    "sv_c_pairs": None,  # the pairs of the last build (typed or uploaded)
+    "sv_c_layer": None,
+}
+SWEEP_DEFAULTS: dict[str, Any] = {
+    "prompt": "I hate you because",
+    "layers": None,  # set from the vector's layer
+    "coeffs": "1, 4, 8",
+    "max_new": 12,
+    "target": "love",
+    "keywords": "love, happy, wonderful, beautiful, kind",
+    "run": False,
+}
+
+
+def _field(container, widget: str, label: str, *args, key: str, **kwargs):
+    """A form widget seeded from the persistent ``key`` (copied back by ``_commit`` on submit)."""
+    st.session_state[f"_w_{key}"] = st.session_state[key]
+    return getattr(container, widget)(label, *args, key=f"_w_{key}", **kwargs)
+
+
+def _commit(keys: list[str], flag: str | None = None) -> Callable[[], None]:
+    def commit() -> None:
+        for key in keys:
+            if f"_w_{key}" in st.session_state:
+                st.session_state[key] = st.session_state[f"_w_{key}"]
+        if flag:
+            st.session_state[flag] = True
+
+    return commit
+
+
+# ---- contrastive pairs from text or a file ---------------------------------------------------
+
+
+def _check_pair(pos: str, neg: str, where: str) -> tuple[str, str]:
+    pos, neg = pos.strip(), neg.strip()
+    if not pos or not neg:
+        raise UserInputError(f"{where}: the {'positive' if not pos else 'negative'} text is empty.")
+    for what, text in (("positive", pos), ("negative", neg)):
+        if len(text) > limits.MAX_PROMPT_CHARS:
+            raise UserInputError(f"{where}: the {what} text has {len(text)} characters (the limit is {limits.MAX_PROMPT_CHARS}).")
+    return pos, neg
+
+
+def _checked(pairs: list[tuple[str, str]], source: str) -> list[tuple[str, str]]:
+    if not pairs:
+        raise UserInputError(f"{source}: no pairs found. Write one pair per line as `positive | negative`.")
+    if len(pairs) > limits.MAX_CAA_PAIRS:
+        raise UserInputError(f"{source}: {len(pairs)} pairs is too many (the limit is {limits.MAX_CAA_PAIRS}).")
+    return pairs
+
+
+def parse_pairs(text: str, source: str = "Pairs") -> list[tuple[str, str]]:
+    """One pair per line, ``positive | negative``; blank lines and ``#`` comments are skipped."""
+    pairs = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if "|" not in line:
+            raise UserInputError(f"{source}, line {i} ('{line.strip()[:40]}') has no '|': write it as `positive | negative`.")
+        pos, neg = line.split("|", 1)
+        pairs.append(_check_pair(pos, neg, f"{source}, line {i}"))
+        if len(pairs) > limits.MAX_CAA_PAIRS:
+            break
+    return _checked(pairs, source)
+
+
+def parse_pairs_file(data: bytes, filename: str) -> list[tuple[str, str]]:
+    """CSV with ``positive,negative`` columns, JSON (a list of ``{"positive", "negative"}`` or of
+    ``[positive, negative]``), or text lines ``positive | negative``."""
+    if len(data) > limits.MAX_UPLOAD_BYTES:
+        raise UserInputError(f"{filename} is {len(data) // 1024} KiB; the limit is {limits.MAX_UPLOAD_BYTES // 1024} KiB.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{filename} is not UTF-8 text (byte {exc.start} cannot be decoded): save it as UTF-8 CSV, JSON or text.") from None
+    if "\x00" in text:
+        raise UserInputError(f"{filename} looks like a binary file, not CSV, JSON or text.")
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".json" or text.lstrip().startswith(("[", "{")):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserInputError(f"{filename}: invalid JSON at line {exc.lineno}: {exc.msg}.") from None
+        if isinstance(items, dict) and "pairs" in items:
+            items = items["pairs"]
+        if not isinstance(items, list):
+            raise UserInputError(f'{filename}: expected a JSON list of {{"positive": ..., "negative": ...}} objects.')
+        pairs = []
+        for i, item in enumerate(items[: limits.MAX_CAA_PAIRS + 1], start=1):
+            if isinstance(item, dict) and {"positive", "negative"} <= set(item):
+                pos, neg = item["positive"], item["negative"]
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                pos, neg = item
+            else:
+                raise UserInputError(f'{filename}: item {i} is neither {{"positive": ..., "negative": ...}} nor [positive, negative].')
+            if not isinstance(pos, str) or not isinstance(neg, str):
+                raise UserInputError(f"{filename}: item {i} has a positive or negative that is not text.")
+            pairs.append(_check_pair(pos, neg, f"{filename}, item {i}"))
+        return _checked(pairs, filename)
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
+        if "positive" not in fields or "negative" not in fields:
+            raise UserInputError(f"{filename}: a CSV needs a header with 'positive' and 'negative' columns (found: {', '.join(fields) or 'none'}).")
+        reader.fieldnames = fields
+        pairs = []
+        for i, row in enumerate(reader, start=2):
+            pairs.append(_check_pair(row.get("positive") or "", row.get("negative") or "", f"{filename}, line {i}"))
+            if len(pairs) > limits.MAX_CAA_PAIRS:
+                break
+        return _checked(pairs, filename)
+    return parse_pairs(text, filename)
+
+
+# ---- shared: sweep, relative norms, save ------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text.strip().lower()).strip("_")[:20] or "x"
+
+
+def _coeffs(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in re.split(r"[,\s]+", text.strip()) if x]
+    except ValueError:
+        raise UserInputError(f"Coefficients must be numbers separated by commas, like `1, 4, 8` (got `{text[:40]}`).") from None
+    if not values:
+        raise UserInputError("Give at least one coefficient, like `1, 4, 8`.")
+    if len(values) > 8:
+        raise UserInputError("At most 8 coefficients: the sweep runs one generation per cell.")
+    return values
+
+
+def _norms(ctx: widgets.Context, prompt: str) -> list[float] | None:
+    return compute.run("Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, (prompt,), ctx.lm))
+
+
+def sweep_and_save(ctx: widgets.Context, vec: Vector, values_at: Callable[[int], Any], mode: str, p: str) -> None:
+    """The coefficient x layer sweep and the Save form for one candidate vector.
+
+    ``values_at(layer)``: the vector built at that layer (each swept layer uses its own);
+    ``p``: the prefix of this section's persistent keys.
+    """
+    lm = ctx.lm
+    n_layers = lm.arch.n_layers
+    for name, value in SWEEP_DEFAULTS.items():
+        st.session_state.setdefault(f"{p}_{name}", value)
+    if not st.session_state[f"{p}_layers"] or any(l >= n_layers for l in st.session_state[f"{p}_layers"]):
+        st.session_state[f"{p}_layers"] = sorted({max(0, vec.layer - 3), vec.layer, min(n_layers - 1, vec.layer + 3)})
+
+    st.markdown("#### Coefficient x layer sweep")
+    st.caption(
+        "Greedy continuations of one prompt for every (layer, coefficient). Each layer uses the "
+        f"vector built at that layer; mode: {'every step at the last position' if mode == 'last' else 'the prompt’s first positions'}. "
+        "Score: the probability of the target word as the first new token, or, without a target word, "
+        "the fraction of keywords that appear in the text."
+    )
+    keys = [f"{p}_{k}" for k in ("prompt", "layers", "coeffs", "max_new", "target", "keywords")]
+    with st.form(f"{p}_sweep_form"):
+        c1, c2 = st.columns(2)
+        _field(c1, "text_input", "Prompt", key=f"{p}_prompt")
+        _field(c2, "multiselect", "Layers (at most 6)", list(range(n_layers)), key=f"{p}_layers", max_selections=6)
+        c3, c4, c5, c6 = st.columns(4)
+        _field(c3, "text_input", "Coefficients (at most 8)", key=f"{p}_coeffs")
+        _field(c4, "number_input", "New tokens", 1, 40, key=f"{p}_max_new")
+        _field(c5, "text_input", "Target word", key=f"{p}_target", help="Scored as p(' word') at the first new token; leave empty to score keywords")
+        _field(c6, "text_input", "Keywords (comma separated)", key=f"{p}_keywords")
+        st.form_submit_button("Run the sweep", on_click=_commit(keys, f"{p}_run"))
+    if st.session_state[f"{p}_run"]:
+        S = st.session_state
+        try:
+            coeffs = tuple(_coeffs(S[f"{p}_coeffs"]))
+            layers = sorted(S[f"{p}_layers"])
+            if not layers:
+                raise UserInputError("Pick at least one layer to sweep.")
+        except UserInputError as exc:
+            st.error(str(exc))
+        else:
+            values = {}
+            for layer in layers:
+                values[layer] = values_at(layer)
+            if all(v is not None for v in values.values()):
+                target = S[f"{p}_target"].strip() or None
+                keywords = tuple(k.strip() for k in S[f"{p}_keywords"].split(",") if k.strip())
+                by_layer = tuple((l, compute.digest(values[l])) for l in layers)
+                res = compute.run(
+                    f"Sweeping {len(layers)} layers x {len(coeffs)} coefficients",
+                    lambda _progress: compute.steer_sweep(ctx.spec, S[f"{p}_prompt"], by_layer, values, coeffs, mode, int(S[f"{p}_max_new"]), target, keywords, lm, _progress),
+                )
+                norms = res and _norms(ctx, res["prompt"])
+                if res and norms:
+                    _show_sweep(res, values, norms, p)
+
+    st.markdown("#### Save")
+    with st.form(f"{p}_save"):
+        name = st.text_input("Name", value=vec.name, key=f"{p}_name_{vec.name}", help="Letters, digits, '_' or '-', starting with a letter")
+        if st.form_submit_button("Save to the library"):
+            try:
+                saved = vec.renamed(check_name(name))
+                path = Library(default_library_dir()).save(saved)
+                st.session_state["session_vectors"][saved.name] = saved
+                st.success(f"Saved '{saved.name}' (layer {saved.layer}) to {path}. Use it on the Steer page.")
+            except UserInputError as exc:
+                st.error(str(exc))
+
+
+def _show_sweep(res: dict, values: dict[int, Any], norms: list[float], p: str) -> None:
+    layers, coeffs = res["layers"], res["coeffs"]
+    rows = [f"{c:g}" for c in coeffs]
+    cols = [f"layer {l}" for l in layers]
+    if res["scores"] is not None:
+        st.plotly_chart(
+            figures.grid(res["scores"], cols, rows, f"{res['score_name']} (unsteered: {res['baseline_score']:.3f})", "layer", "coefficient", hover=res["texts"]),
+            key=f"{p}_grid",
+        )
+    st.caption(f"Unsteered: {res['prompt']!r} → {res['baseline_text']!r}".replace("`", "'"))
+    st.dataframe(pd.DataFrame(res["texts"], index=rows, columns=cols).rename_axis("coefficient"), width="stretch", key=f"{p}_texts")
+    rel = [[abs(c) * float(values[l].float().norm(dim=-1).mean()) / norms[l] for l in layers] for c in coeffs]
+    st.caption("Added norm relative to the typical residual norm at each layer (|coefficient| x ‖v‖ / ‖residual‖, last token of the prompt):")
+    st.dataframe(pd.DataFrame(rel, index=rows, columns=cols).rename_axis("coefficient").style.format("{:.2f}"), width="stretch", key=f"{p}_rel")
+
+
+# ---- the page ----------------------------------------------------------------------------------
+
+st.title("Steering vectors")
+widgets.explain(
+    "**What am I looking at?** Two ways to make a steering vector without training. **Activation "
+    "addition**: run a positive and a negative prompt (*Love* / *Hate*), subtract the outputs of one "
+    "decoder block position by position; the difference is added to the first positions of a new "
+    "prompt. **Contrastive pairs (CAA)**: for many (positive, negative) texts, average the difference "
+    "of the block outputs at the last token, at every layer; the vector for one layer is added at the "
+    "newest token on every step. Then sweep the coefficient and the layer on a prompt, and save the "
+    "vector to the library for the *Steer* page. Coefficients are shown relative to the typical "
+    "residual-stream norm, which grows with depth. "
+    f"{widgets.PAPERS['actadd']}; {widgets.PAPERS['caa']}."
+)
+ctx = widgets.sidebar()
+for key, value in DEFAULTS.items():
+    st.session_state.setdefault(key, value)
+
+if widgets.require(ctx, task=False):
+    lm = ctx.lm
+    S = st.session_state
+    tab_a, tab_c = st.tabs(["Activation addition", "Contrastive pairs (CAA)"])
+
+    with tab_a:
+        if S["sv_a_layer"] >= lm.arch.n_layers:
+            S["sv_a_layer"] = lm.arch.n_layers // 4
+        keys = ["sv_a_positive", "sv_a_negative", "sv_a_layer", "sv_a_coeff"]
+        with st.form("sv_a_form"):
+            c1, c2, c3, c4 = st.columns(4)
+            _field(c1, "text_input", "Positive prompt", key="sv_a_positive")
+            _field(c2, "text_input", "Negative prompt", key="sv_a_negative")
+            _field(c3, "selectbox", "Layer", list(range(lm.arch.n_layers)), key="sv_a_layer")
+            _field(c4, "number_input", "Coefficient", -limits.MAX_ABS_COEFF, limits.MAX_ABS_COEFF, key="sv_a_coeff", step=0.5, help="Suggested strength, saved with the vector")
+            st.form_submit_button("Build the vector", type="primary", on_click=_commit(keys, "sv_a_built"))
+        if S["sv_a_built"]:
+            pos, neg, layer, coeff = S["sv_a_positive"], S["sv_a_negative"], int(S["sv_a_layer"]), float(S["sv_a_coeff"])
+            built = compute.run("Running both prompts", lambda _progress: compute.actadd(ctx.spec, pos, neg, layer, lm))
+            if built:
+                values, aligned = built
+                vec = Vector(
+                    values=values, model_id=lm.model_id, layer=layer, method="actadd",
+                    name=check_name(f"actadd_{_slug(pos)}_{_slug(neg)}"[:64]),
+                    provenance={"positive": pos, "negative": neg, "aligned_tokens": aligned, "coeff": coeff},
+                )
+                st.markdown("**The two prompts, aligned** (the shorter is padded at the end with spaces, as in the paper)")
+                table = pd.DataFrame(
+                    {
+                        "position": range(len(aligned)),
+                        "positive token": [repr(a) for a, _ in aligned],
+                        "negative token": [repr(b) for _, b in aligned],
+                        "‖difference‖": values.norm(dim=-1).tolist(),
+                    }
+                )
+                st.dataframe(table, hide_index=True, width="stretch", key="sv_a_tokens")
+                norms = _norms(ctx, S["sv_a_sweep_prompt"] if "sv_a_sweep_prompt" in S else SWEEP_DEFAULTS["prompt"])
+                v_norm = float(values.norm(dim=-1).mean())
+                msg = f"Vector: {values.shape[0]} positions x {values.shape[1]}, mean norm per position {v_norm:.1f}."
+                if norms:
+                    msg += (
+                        f" At coefficient {coeff:g} it adds {abs(coeff) * v_norm:.1f} per position, "
+                        f"{abs(coeff) * v_norm / norms[layer]:.2f} x the typical residual norm at layer {layer} ({norms[layer]:.1f}, "
+                        "last token of the sweep prompt; the first positions, where this vector is added, can have much larger norms)."
+                    )
+                st.info(msg)
+
+                def actadd_at(l: int, pos=pos, neg=neg) -> Any:
+                    out = compute.run(f"Building at layer {l}", lambda _progress: compute.actadd(ctx.spec, pos, neg, l, lm))
+                    return None if out is None else out[0]
+
+                sweep_and_save(ctx, vec, actadd_at, "prompt", "sv_a_sweep")
+
+    with tab_c:
+        source = state.bound(st, "radio", "Pairs", [TYPED, UPLOAD], key="sv_c_source", horizontal=True)
+        with st.form("sv_c_form"):
+            if source == TYPED:
+                _field(st, "text_area", f"One pair per line: `positive | negative` (at most {limits.MAX_CAA_PAIRS})", key="sv_c_text", height=180)
+                upload = None
+            else:
+                upload = st.file_uploader("CSV (positive,negative columns), JSON or text", type=["csv", "json", "txt"], key="sv_c_upload")
+            built = st.form_submit_button("Build per-layer vectors", type="primary", on_click=_commit(["sv_c_text"]))
+        if built:
+            try:
+                if source == TYPED:
+                    S["sv_c_pairs"] = tuple(parse_pairs(S["sv_c_text"]))
+                elif upload is None:
+                    raise UserInputError("Choose a file to upload first.")
+                else:
+                    S["sv_c_pairs"] = tuple(parse_pairs_file(upload.getvalue(), upload.name))
+            except UserInputError as exc:
+                st.error(str(exc))
+        pairs = S["sv_c_pairs"]
+        if pairs:
+            caa = compute.run(f"Reading {len(pairs)} pairs at every layer", lambda _progress: compute.caa(ctx.spec, pairs, lm, _progress))
+            if caa is not None:
+                st.caption(f"{len(pairs)} pairs; first: {pairs[0][0]!r} vs {pairs[0][1]!r}.".replace("`", "'"))
+                if S["sv_c_layer"] is None or S["sv_c_layer"] >= lm.arch.n_layers:
+                    S["sv_c_layer"] = round(0.4 * (lm.arch.n_layers - 1))
+                norms = _norms(ctx, S.get("sv_c_sweep_prompt", SWEEP_DEFAULTS["prompt"]))
+                v_norms = caa.norm(dim=-1).tolist()
+                layer = state.bound(st, "slider", "Layer of the vector", 0, lm.arch.n_layers - 1, key="sv_c_layer")
+                left, right = st.columns(2)
+                left.plotly_chart(figures.layer_profile({"‖v‖": v_norms}, "CAA vector norm per layer", "norm", layer), key="sv_c_norms")
+                if norms:
+                    right.plotly_chart(
+                        figures.layer_profile({"‖v‖ / ‖residual‖": [v / n for v, n in zip(v_norms, norms)]}, "Relative to the typical residual norm", "ratio", layer),
+                        key="sv_c_rel",
+                    )
+                vec = Vector(
+                    values=caa[layer].clone(), model_id=lm.model_id, layer=layer, method="caa", name=f"caa_l{layer}",
+                    provenance={"n_pairs": len(pairs), "first_pairs": [list(pr) for pr in pairs[:5]]},
+                )
+                sweep_and_save(ctx, vec, lambda l: caa[l], "last", "sv_c_sweep")

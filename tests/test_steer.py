@@ -1,0 +1,512 @@
+"""Steered generation (core.steer): exact identities on tiny random models, effects on the
+default model (slow-marked).
+
+Tiny models: Llama (rotary positions) and GPT-2 (absolute positions, so a wrong position id
+under left padding changes the text), plus GPT-J (blocks return tuples) for the batching
+identity. References are plain Hugging Face ``generate`` and forwards, not nnsight.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+
+from conftest import build_tiny
+from core import limits, steer
+from core.arch import blocks
+from core.errors import UserInputError
+from core.vectors import Vector, to_bytes
+
+# prompts of very different lengths: the batch is left-padded (one prompt is one token)
+PROMPTS = ["The quick brown fox jumps over the lazy dog and", "Hi", "Once upon a time"]
+N_NEW = 8
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt2", "gptj"])
+def lm(request, tokenizer):
+    return build_tiny(request.param, tokenizer, seed=1)
+
+
+@pytest.fixture(scope="module")
+def llama(tokenizer):
+    return build_tiny("llama", tokenizer, seed=1)
+
+
+@pytest.fixture(scope="module")
+def gpt2(tokenizer):
+    return build_tiny("gpt2", tokenizer, seed=1)
+
+
+def _vector(lm, n_pos: int | None = None, seed: int = 0) -> torch.Tensor:
+    """A random direction about as large as the tiny models' residual stream (norm ~ 8)."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (lm.arch.d_model,) if n_pos is None else (n_pos, lm.arch.d_model)
+    return torch.randn(shape, generator=g)
+
+
+def _hf_greedy(lm, prompts: list[str], n: int) -> list[str]:
+    """Plain Hugging Face greedy decoding of a left-padded batch, cut at end-of-sequence."""
+    enc = lm.tokenizer(prompts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = lm.hf.generate(**enc, max_new_tokens=n, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+    eos = lm.hf.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    texts = []
+    for row in out[:, enc["input_ids"].shape[1] :].tolist():
+        cut = next((i for i, t in enumerate(row) if t in eos), len(row))
+        texts.append(lm.tokenizer.decode(row[:cut], skip_special_tokens=True))
+    return texts
+
+
+# --- (a) a batch equals each prompt alone, row by row ------------------------------------------
+
+
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.parametrize("mode, n_pos", [("last", None), ("prompt", 3)])
+def test_batch_rows_equal_single_prompts(lm, mode, n_pos):
+    vec = _vector(lm, n_pos)
+    batch = steer.generate_pair(lm, PROMPTS, vec, 1, 2.0, mode, N_NEW)
+    alone = [steer.generate_pair(lm, [p], vec, 1, 2.0, mode, N_NEW)[0] for p in PROMPTS]
+    for b, a in zip(batch, alone):
+        assert b.unsteered == a.unsteered
+        assert b.steered == a.steered
+        assert b.next_token_change.kl == pytest.approx(a.next_token_change.kl, rel=1e-3, abs=1e-6)
+    # the vector acts on every row, the one-token prompt (most padding) included; were the
+    # addition to land on pad tokens, that row would come out unsteered in the batch
+    for r in batch:
+        assert r.first_divergence is not None, r
+        assert r.next_token_change.kl > 1e-3
+    if mode == "prompt":
+        assert [r.n_steered_positions for r in batch] == [3, 1, 3]
+        assert "fewer than the vector's 3 positions" in batch[1].note
+        assert batch[0].note == ""
+
+
+def _hf_hooked(lm, prompts: list[str], layer: int, delta_fn, n: int) -> list[str]:
+    """HF greedy generation with a forward hook on block ``layer`` that adds
+    ``delta_fn(call, output, mask)`` to its output on every forward call (an independent
+    reference for both modes)."""
+    enc = lm.tokenizer(prompts, return_tensors="pt", padding=True)
+    calls = []
+
+    def hook(module, args, output):
+        h = output[0] if isinstance(output, tuple) else output
+        h += delta_fn(len(calls), h, enc["attention_mask"])
+        calls.append(1)
+        return output
+
+    handle = blocks(lm.arch, lm.hf)[layer].register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            out = lm.hf.generate(**enc, max_new_tokens=n, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+    finally:
+        handle.remove()
+    assert len(calls) == n
+    return [lm.tokenizer.decode(row, skip_special_tokens=True) for row in out[:, enc["input_ids"].shape[1] :]]
+
+
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.parametrize("model", ["llama", "gpt2"])
+def test_last_mode_matches_a_hook_at_every_step(model, request):
+    lm, layer, coeff = request.getfixturevalue(model), 1, 2.0
+    vec = _vector(lm)
+
+    def delta(call, h, mask):
+        d = torch.zeros_like(h)
+        d[:, -1] = coeff * vec  # the newest token, prompt's last on the first call
+        return d
+
+    results = steer.generate_pair(lm, PROMPTS, vec, layer, coeff, "last", N_NEW)
+    assert [r.steered[0] for r in results] == _hf_hooked(lm, PROMPTS, layer, delta, N_NEW)
+
+
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.parametrize("model", ["llama", "gpt2"])
+def test_prompt_mode_matches_a_hook_on_the_first_real_tokens(model, request):
+    lm, layer, coeff = request.getfixturevalue(model), 1, 2.0
+    vec = _vector(lm, 3)
+
+    def delta(call, h, mask):
+        d = torch.zeros_like(h)
+        if call == 0:  # the prompt pass only; later steps see it through the cache
+            for row, length in enumerate(mask.sum(1).tolist()):
+                pad, k = mask.shape[1] - length, min(3, length)
+                d[row, pad : pad + k] = coeff * vec[:k]
+        return d
+
+    results = steer.generate_pair(lm, PROMPTS, vec, layer, coeff, "prompt", N_NEW)
+    assert [r.steered[0] for r in results] == _hf_hooked(lm, PROMPTS, layer, delta, N_NEW)
+
+
+# --- (b) a coefficient of 0 reproduces the unsteered text exactly ------------------------------
+
+
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.parametrize("mode, n_pos", [("last", None), ("prompt", 4)])
+@pytest.mark.parametrize("sample", [False, True])
+def test_zero_coefficient_is_unsteered(lm, mode, n_pos, sample):
+    vec = _vector(lm, n_pos) * 50.0  # huge, so that any leak of the vector would show
+    results = steer.generate_pair(
+        lm, PROMPTS, vec, 1, 0.0, mode, N_NEW, sample=sample, temperature=0.9, top_p=0.95, n_samples=3, seed=7
+    )
+    for r in results:
+        assert r.steered == r.unsteered
+        assert len(r.unsteered) == (3 if sample else 1)
+        assert r.first_divergence is None
+        assert r.next_token_change.kl == 0.0
+        assert r.next_token_change.rose == [] and r.next_token_change.fell == []
+
+
+# --- (c) the unsteered column is plain Hugging Face generation ---------------------------------
+
+
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.parametrize("model", ["llama", "gpt2"])
+def test_unsteered_equals_hf_generate(model, request):
+    lm = request.getfixturevalue(model)
+    results = steer.generate_pair(lm, PROMPTS, _vector(lm), 1, 3.0, "last", 10)
+    assert [r.unsteered[0] for r in results] == _hf_greedy(lm, PROMPTS, 10)
+    # and the steered column is not
+    assert [r.steered[0] for r in results] != _hf_greedy(lm, PROMPTS, 10)
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_texts_end_at_end_of_sequence(tokenizer):
+    """Rows run every step (the per-step loop must complete) but texts stop at EOS, as HF's do."""
+    lm = build_tiny("llama", tokenizer, seed=1)
+    plain = steer.generate_pair(lm, PROMPTS, None, 0, 0.0, "last", 10)
+    first = lm.tokenizer(plain[0].unsteered[0], add_special_tokens=False)["input_ids"]
+    lm.hf.generation_config.eos_token_id = first[3]  # row 0 now ends after 3 tokens
+    results = steer.generate_pair(lm, PROMPTS, _vector(lm), 0, 0.0, "last", 10)
+    assert [r.unsteered[0] for r in results] == _hf_greedy(lm, PROMPTS, 10)
+    assert results[0].unsteered[0] == lm.tokenizer.decode(first[:3])
+    # alone, the prompt's row ends early: HF would stop the whole batch after 4 steps
+    (alone,) = steer.generate_pair(lm, PROMPTS[:1], _vector(lm), 0, 0.0, "last", 10)
+    assert alone.unsteered == alone.steered == [lm.tokenizer.decode(first[:3])]
+
+
+def test_no_vector_means_no_steering(llama):
+    (r,) = steer.generate_pair(llama, ["Hello there"], None, 0, 5.0, "last", 4)
+    assert r.steered == r.unsteered and r.first_divergence is None
+    assert r.next_token_change.kl == 0.0 and r.n_steered_positions == 0
+
+
+# --- sampling ----------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_sampling_is_seeded_and_coupled(llama):
+    vec = _vector(llama)
+    kw = dict(sample=True, n_samples=4, temperature=1.0, top_p=1.0)
+    a = steer.generate_pair(llama, PROMPTS[:2], vec, 1, 0.5, "last", N_NEW, seed=3, **kw)
+    b = steer.generate_pair(llama, PROMPTS[:2], vec, 1, 0.5, "last", N_NEW, seed=3, **kw)
+    c = steer.generate_pair(llama, PROMPTS[:2], vec, 1, 0.5, "last", N_NEW, seed=4, **kw)
+    assert [(r.unsteered, r.steered) for r in a] == [(r.unsteered, r.steered) for r in b]
+    assert [r.unsteered for r in a] != [r.unsteered for r in c]
+    assert len(set(a[0].unsteered)) > 1  # the samples differ from each other
+    # a prompt's samples do not depend on the other prompts in the batch
+    (alone,) = steer.generate_pair(llama, PROMPTS[1:2], vec, 1, 0.5, "last", N_NEW, seed=3, **kw)
+    assert (alone.unsteered, alone.steered) == (a[1].unsteered, a[1].steered)
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_sampling_with_tiny_top_p_is_greedy(gpt2):
+    vec = _vector(gpt2)
+    greedy = steer.generate_pair(gpt2, PROMPTS, vec, 1, 2.0, "last", N_NEW)
+    nucleus = steer.generate_pair(gpt2, PROMPTS, vec, 1, 2.0, "last", N_NEW, sample=True, top_p=1e-9, n_samples=2)
+    for g, s in zip(greedy, nucleus):
+        assert s.unsteered == g.unsteered * 2 and s.steered == g.steered * 2
+
+
+def test_coupled_sampler_draws_from_the_softmax():
+    """Gumbel-max with temperature and top-p gives the right frequencies (20000 draws at once)."""
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, -3.0])
+    n = 20000
+    sampler = steer._CoupledSampler(torch.arange(n), n, seed=0, temperature=2.0, top_p=0.9)
+    draws = sampler(None, logits.expand(n, -1).clone()).argmax(-1)
+    freq = torch.bincount(draws, minlength=5) / n
+    p = torch.softmax(logits / 2.0, -1)  # already sorted: the nucleus is the first tokens
+    expected = torch.where(p.cumsum(0) - p < 0.9, p, torch.zeros(5))
+    expected = expected / expected.sum()
+    assert expected[-1] == 0 and freq[-1] == 0  # outside the nucleus: never drawn
+    assert torch.allclose(freq, expected, atol=0.015), (freq, expected)
+
+
+# --- bookkeeping -------------------------------------------------------------------------------
+
+
+def test_first_divergence():
+    assert steer.first_divergence("abc", "abc") is None
+    assert steer.first_divergence("abc", "abd") == 2
+    assert steer.first_divergence("ab", "abc") == 2
+    assert steer.first_divergence("", "x") == 0
+
+
+def test_next_token_change_lists_and_kl(llama):
+    before = torch.log(torch.tensor([0.5, 0.3, 0.2] + [1e-9] * 5))
+    after = torch.log(torch.tensor([0.2, 0.3, 0.5] + [1e-9] * 5))
+    change = steer.next_token_change(llama, before, after, k=3)
+    assert [t for t, _, _ in change.rose] == [llama.tokenizer.decode([2])]
+    assert [t for t, _, _ in change.fell] == [llama.tokenizer.decode([0])]
+    assert change.rose[0][1:] == pytest.approx((0.2, 0.5), abs=1e-6)
+    assert change.kl == pytest.approx(0.5 * math.log(2.5) + 0.2 * math.log(0.4), abs=1e-5)
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_lock_is_held_and_model_left_unmodified(llama):
+    ids = llama.tokenizer("A test of the model", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        before = llama.hf(ids).logits
+    held = []
+
+    def progress(fraction, message):
+        got = []
+        probe = threading.Thread(target=lambda: got.append(llama.lock.acquire(blocking=False)))
+        probe.start()
+        probe.join()
+        if got[0]:
+            llama.lock.release()  # (never happens when the lock is held)
+        held.append(not got[0])
+
+    steer.generate_pair(llama, ["Hello"], _vector(llama, 2) * 10, 1, 5.0, "prompt", 3, progress=progress)
+    assert held == [True, True, True]
+    with torch.no_grad():
+        assert torch.equal(llama.hf(ids).logits, before)
+
+
+def test_accepts_a_vector_object(llama):
+    vec = Vector(values=_vector(llama), model_id=llama.model_id, layer=1, method="caa")
+    a = steer.generate_pair(llama, ["Hello"], vec, 1, 2.0, "last", 3)
+    b = steer.generate_pair(llama, ["Hello"], vec.values, 1, 2.0, "last", 3)
+    assert a == b
+
+
+# --- (d) validation ----------------------------------------------------------------------------
+
+GOOD = dict(prompts=["Hello"], layer=1, coeff=1.0, mode="last", max_new_tokens=4)
+
+
+@pytest.mark.parametrize(
+    "change, pattern",
+    [
+        (dict(max_new_tokens=0), "New tokens"),
+        (dict(max_new_tokens=limits.MAX_NEW_TOKENS + 1), "New tokens"),
+        (dict(coeff=float("nan")), "finite"),
+        (dict(coeff=float("inf")), "finite"),
+        (dict(coeff=limits.MAX_ABS_COEFF + 1), "too large"),
+        (dict(coeff="2"), "must be a number"),
+        (dict(layer=-1), "out of range"),
+        (dict(layer=3), "out of range"),
+        (dict(prompts=[]), "No prompts"),
+        (dict(prompts=["  "]), "empty"),
+        (dict(prompts=["x" * (limits.MAX_PROMPT_CHARS + 1)]), "characters"),
+        (dict(prompts=["x"] * (limits.MAX_PROMPTS + 1)), "too many"),
+        (dict(n_samples=limits.MAX_SAMPLES + 1, sample=True), "Samples"),
+        (dict(n_samples=0), "Samples"),
+        (dict(temperature=0.0, sample=True), "temperature"),
+        (dict(top_p=0.0, sample=True), "top-p"),
+        (dict(repetition_penalty=float("nan")), "repetition penalty"),
+        (dict(seed=-1), "seed"),
+        (dict(mode="everywhere"), "mode"),
+        (dict(vector=torch.zeros(32)), "width 32"),
+        (dict(vector=torch.zeros(3, 64)), "'prompt' mode"),
+        (dict(vector=torch.full((64,), float("nan"))), "non-finite"),
+    ],
+)
+def test_generate_pair_validation(llama, change, pattern):
+    kw = {**GOOD, "vector": torch.zeros(64), **change}
+    with pytest.raises(UserInputError, match=pattern):
+        steer.generate_pair(llama, **kw)
+
+
+# --- ActAdd, CAA, norms ------------------------------------------------------------------------
+
+
+def _hidden(lm, ids: list[int], layer: int) -> torch.Tensor:
+    """Block ``layer``'s output ``[pos, d_model]`` for one unpadded prompt (HF reference)."""
+    with torch.no_grad():
+        out = lm.hf(torch.tensor([ids]), output_hidden_states=True)
+    return out.hidden_states[layer + 1][0]  # hidden_states[0] is the embedding
+
+
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.parametrize("model", ["llama", "gpt2"])
+def test_actadd_vector_pads_with_spaces_and_subtracts(model, request):
+    lm = request.getfixturevalue(model)
+    layer = 1
+    values, tokens = steer.actadd_vector(lm, "Love and kindness", "Hate", layer)
+    pos = lm.tokenizer("Love and kindness")["input_ids"]
+    neg = lm.tokenizer("Hate")["input_ids"]
+    space = lm.tokenizer(" ", add_special_tokens=False)["input_ids"]
+    assert len(space) == 1
+    neg_padded = neg + space * (len(pos) - len(neg))
+    assert values.shape == (len(pos), lm.arch.d_model)
+    assert [n for _, n in tokens] == [lm.tokenizer.decode([t]) for t in neg_padded]
+    assert tokens[-1][1] == " "
+    expected = _hidden(lm, pos, layer) - _hidden(lm, neg_padded, layer)
+    torch.testing.assert_close(values, expected, atol=1e-4, rtol=1e-4)
+    same, _ = steer.actadd_vector(lm, "Hate", "Hate", layer)
+    assert torch.count_nonzero(same) == 0
+    with pytest.raises(UserInputError, match="empty"):
+        steer.actadd_vector(lm, "", "Hate", layer)
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_caa_vectors_are_mean_last_token_differences(gpt2):
+    pairs = [("Yes, I agree", "No"), ("A", "B: something longer here"), ("kind words", "cruel words")]
+    got = steer.caa_vectors(gpt2, pairs)
+    assert got.shape == (gpt2.arch.n_layers, gpt2.arch.d_model)
+    for layer in range(gpt2.arch.n_layers - 1):  # HF's last hidden state is after the final norm
+        diffs = [
+            _hidden(gpt2, gpt2.tokenizer(p)["input_ids"], layer)[-1] - _hidden(gpt2, gpt2.tokenizer(q)["input_ids"], layer)[-1]
+            for p, q in pairs
+        ]
+        torch.testing.assert_close(got[layer], torch.stack(diffs).mean(0), atol=1e-4, rtol=1e-4)
+    with pytest.raises(UserInputError, match="contrastive pairs"):
+        steer.caa_vectors(gpt2, [])
+    with pytest.raises(UserInputError, match="contrastive pairs"):
+        steer.caa_vectors(gpt2, [("a", "b")] * (limits.MAX_CAA_PAIRS + 1))
+    with pytest.raises(UserInputError, match="pair 2"):
+        steer.caa_vectors(gpt2, [("a", "b"), ("a", " ")])
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_resid_norms(llama):
+    prompts = ["Hello world", "A much longer prompt than the first one"]
+    norms = steer.resid_norms(llama, prompts)
+    assert norms.shape == (llama.arch.n_layers,)
+    layer = 0
+    ref = torch.stack([_hidden(llama, llama.tokenizer(p)["input_ids"], layer)[-1].norm() for p in prompts]).mean()
+    assert float(norms[layer]) == pytest.approx(float(ref), rel=1e-4)
+    with pytest.raises(UserInputError):
+        steer.resid_norms(llama, [])
+
+
+# --- sweep -------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.parametrize("mode, n_pos", [("last", None), ("prompt", 2)])
+def test_sweep_cells_equal_single_generations(gpt2, mode, n_pos):
+    vec = _vector(gpt2, n_pos)
+    prompt, layers, coeffs = "Once upon a time", [0, 2], [0.0, 1.0, -3.0]
+    result = steer.sweep(gpt2, prompt, vec, layers, coeffs, mode, max_new_tokens=6, target_word="time")
+    assert result["layers"] == layers and result["coeffs"] == coeffs
+    assert len(result["texts"]) == 3 and all(len(row) == 2 for row in result["texts"])
+    for li, layer in enumerate(layers):
+        for ci, coeff in enumerate(coeffs):
+            (r,) = steer.generate_pair(gpt2, [prompt], vec, layer, coeff, mode, 6)
+            assert result["texts"][ci][li] == r.steered[0]
+            assert result["texts"][0][li] == r.unsteered[0] == result["baseline_text"]
+    # the score is p(" time") at the first new token: check the baseline against a plain forward
+    target = gpt2.tokenizer(" time", add_special_tokens=False)["input_ids"][0]
+    with torch.no_grad():
+        logits = gpt2.hf(gpt2.tokenizer(prompt, return_tensors="pt")["input_ids"]).logits[0, -1]
+    p = float(torch.softmax(logits, -1)[target])
+    assert result["baseline_score"] == pytest.approx(p, rel=1e-4)
+    assert result["scores"][0] == pytest.approx([p, p], rel=1e-4)  # coefficient 0
+    assert result["scores"][2][0] != pytest.approx(p, rel=1e-3)  # steering moves it
+
+
+def test_sweep_keyword_scores_and_validation(llama):
+    vec = _vector(llama)
+    result = steer.sweep(llama, "Hello", vec, [1], [0.0, 2.0], "last", max_new_tokens=3, keywords=["the", "a"])
+    assert result["score_name"] == "keyword hit rate"
+    for ci in range(2):
+        assert result["scores"][ci][0] == steer.keyword_hit_rate(result["texts"][ci][0], ["the", "a"])
+    none = steer.sweep(llama, "Hello", vec, [1], [1.0], "last", max_new_tokens=2)
+    assert none["scores"] is None and none["score_name"] is None
+    with pytest.raises(UserInputError, match="at least one layer"):
+        steer.sweep(llama, "Hello", vec, [], [1.0], "last")
+    with pytest.raises(UserInputError, match="too large"):
+        steer.sweep(llama, "Hello", vec, [0, 1, 2], [0.1] * 40, "last")
+    with pytest.raises(UserInputError, match="finite"):
+        steer.sweep(llama, "Hello", vec, [1], [float("nan")], "last")
+
+
+def test_keyword_hit_rate():
+    assert steer.keyword_hit_rate("I love you, Love!", ["love", "hate"]) == 0.5
+    assert steer.keyword_hit_rate("lovely", ["love"]) == 0.0  # whole words only
+    assert steer.keyword_hit_rate("anything", []) == 0.0
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def test_export_script_compiles_and_escapes():
+    src = steer.export_script("SmolLM2-135M-Instruct", "my vec.safetensors", 6, 5.0, "prompt", 'He said "hi"\n\'\'\'', 20)
+    compile(src, "x", "exec")
+    assert "'my vec.safetensors'" in src and "MODE = 'prompt'" in src
+    with pytest.raises(UserInputError):
+        steer.export_script("m", "v", 1, float("nan"), "last", "p", 5)
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_exported_scripts_reproduce_the_steered_text(gpt2, tmp_path):
+    """Run the scripts (both modes) in a fresh process on a saved tiny model: the texts of
+    generate_pair. One process runs both, to pay for importing nnsight once."""
+    folder = tmp_path / "model"
+    gpt2.hf.save_pretrained(folder)
+    gpt2.tokenizer.save_pretrained(folder)
+    prompt = "Once upon a time"
+    scripts, expected = [], []
+    for mode, n_pos in (("last", None), ("prompt", 2)):
+        vec = _vector(gpt2, n_pos)
+        path = tmp_path / f"vec_{mode}.safetensors"
+        path.write_bytes(to_bytes(Vector(values=vec, model_id=str(folder), layer=1, method="actadd")))
+        script = tmp_path / f"steer_{mode}.py"
+        script.write_text(steer.export_script(str(folder), str(path), 1, 2.5, mode, prompt, 6))
+        scripts.append(str(script))
+        (r,) = steer.generate_pair(gpt2, [prompt], vec, 1, 2.5, mode, 6)
+        assert r.steered != r.unsteered
+        expected += [f"UNSTEERED: {r.unsteered[0]!r}", f"STEERED:   {r.steered[0]!r}"]
+    code = "import runpy, sys\nfor path in sys.argv[1:]:\n    runpy.run_path(path, run_name='__main__')"
+    out = subprocess.run([sys.executable, "-c", code, *scripts], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [line for line in out.stdout.splitlines() if "STEERED" in line] == expected
+
+
+# --- the default model (slow) ------------------------------------------------------------------
+
+# ActAdd settings that work on SmolLM2-135M-Instruct (explored over layers 2-10, coeffs 2-10):
+# "Love" - "Hate" (2 positions: 'Love',' ' vs 'H','ate') at block 6, coefficient 5, prompt mode.
+ACTADD_LAYER, ACTADD_COEFF, ACTADD_PROMPT = 6, 5.0, "I hate you because"
+
+
+@pytest.fixture(scope="module")
+def default_lm():
+    from core.models import load_model
+
+    return load_model()
+
+
+@pytest.mark.slow
+def test_love_minus_hate_actadd_on_default_model(default_lm):
+    lm = default_lm
+    values, tokens = steer.actadd_vector(lm, "Love", "Hate", ACTADD_LAYER)
+    assert tokens == [("Love", "H"), (" ", "ate")]
+    (r,) = steer.generate_pair(lm, [ACTADD_PROMPT], values, ACTADD_LAYER, ACTADD_COEFF, "prompt", 20)
+    assert r.first_divergence is not None, r  # the continuation changes
+    assert r.n_steered_positions == 2
+    # " love" is among the tokens that rose most at the first new token (measured: 0.00017 ->
+    # 0.0095, about 55x), and the distribution moved (measured KL 0.55 nats)
+    rose = {t: (before, after) for t, before, after in r.next_token_change.rose}
+    assert " love" in rose, r.next_token_change
+    before, after = rose[" love"]
+    assert after > 10 * before
+    assert r.next_token_change.kl > 0.1
+
+
+@pytest.mark.slow
+def test_zero_coefficient_is_unsteered_on_default_model(default_lm):
+    lm = default_lm
+    values, _ = steer.actadd_vector(lm, "Love", "Hate", ACTADD_LAYER)
+    (r,) = steer.generate_pair(lm, [ACTADD_PROMPT], values, ACTADD_LAYER, 0.0, "prompt", 20)
+    assert r.steered == r.unsteered and r.first_divergence is None
+    assert r.next_token_change.kl == 0.0
+    assert r.unsteered == _hf_greedy(lm, [ACTADD_PROMPT], 20)
