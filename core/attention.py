@@ -18,6 +18,7 @@ def attention_pattern(lm: LoadedModel, prompt: str, layer: int) -> tuple[list[st
     """Token labels and the pattern ``[n_heads, pos, pos]`` of ``layer`` on one prompt."""
     if not 0 <= layer < lm.arch.n_layers:
         raise UserInputError(f"Layer {layer} is out of range (0..{lm.arch.n_layers - 1}).")
+    lm.require_local("Attention patterns")
     enc = lm.tokenizer(prompt, return_tensors="pt")
     ids = enc["input_ids"].to(lm.device)
     with lm.locked(), torch.no_grad():

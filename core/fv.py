@@ -59,6 +59,7 @@ def function_vector_values(
 ) -> torch.Tensor:
     """``[d_model]``: sum of the chosen heads' mean contributions to the residual stream."""
     heads = check_heads(lm, heads)
+    lm.require_local("Building a function vector")
     out = torch.zeros(lm.arch.d_model)
     with torch.no_grad():
         for l, h in heads:
@@ -88,6 +89,7 @@ def accuracy_sweep(
 
 def decode(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tuple[str, float]]:
     """Tokens a vector promotes: final norm then unembedding, top-k logits."""
+    lm.require_local("Decoding a vector")
     v = values.float()
     if v.dim() == 2:
         v = v.mean(0)

@@ -106,6 +106,11 @@ class LoadedModel:
     def info(self) -> dict[str, Any]:
         return {"model": self.model_id, **self.arch.info()}
 
+    def require_local(self, what: str) -> None:
+        """Some steps read weights directly; a remote model has none on this machine."""
+        if self.spec.remote:
+            raise ModelLoadError(f"{what} needs the model's weights on this machine; it is not available with remote execution.")
+
 
 def _gguf_folder() -> Path:
     spec = importlib.util.find_spec(_GGUF_PACKAGE)  # does not execute the package
