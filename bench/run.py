@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results.json"
-QUICK = "--quick" in sys.argv  # skip the per-task table
+QUICK = "--quick" in sys.argv  # skip the per-task table and the scaling grid
 
 
 def peak_gb() -> float:
@@ -91,6 +91,17 @@ def main() -> None:
     results["peak_rss_gb"] = peak_gb()
 
     if not QUICK:
+        # attribution cost as prompts and shots grow (all heads, fast path)
+        scaling = []
+        for n_shots in (5, 10):
+            for n_prompts in (10, 20, 40):
+                s = PromptSettings(n_shots=n_shots, n_prompts=n_prompts)
+                wbs = fv.build_workbench(lm, task, s)
+                width = int(max(len(lm.tokenizer(p)["input_ids"]) for p in wbs.prompts.corrupted))
+                _, secs = timed(lambda: indirect_effects(lm, wbs.prompts, wbs.stats.mean_heads))
+                scaling.append({"n_shots": n_shots, "n_prompts": n_prompts, "tokens": width, "seconds": secs})
+                print(json.dumps(scaling[-1]), flush=True)
+        results["attribution_scaling"] = scaling
         table = []
         for name in builtin_names():
             wbt = fv.build_workbench(lm, load_builtin(name), settings)
@@ -117,7 +128,7 @@ def main() -> None:
     print(f"\nwrote {OUT.relative_to(ROOT)}")
     width = max(len(k) for k in results)
     for key, value in results.items():
-        if key in ("fv_table", "machine"):
+        if key in ("fv_table", "machine", "attribution_scaling"):
             continue
         print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     if "fv_table" in results:

@@ -11,7 +11,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from core.errors import UserInputError
 from core.models import DEFAULT_MODEL, ModelSpec
@@ -26,8 +26,11 @@ def _task(args: argparse.Namespace):
 
 
 def _model(args: argparse.Namespace):
+    from transformers.utils import logging as hf_logging
+
     from core.models import load_model
 
+    hf_logging.disable_progress_bar()  # stderr carries only our one-line errors
     return load_model(ModelSpec(model_id=args.model, dtype=args.dtype, device=args.device, remote=args.remote))
 
 
@@ -80,13 +83,27 @@ def cmd_fv(args: argparse.Namespace) -> dict:
     from core import fv
     from core.vectors import to_bytes
 
+    from core.steer import _check_coeff
+
     task = _task(args)
+    # everything that needs no model is checked before the (slow) load and attribution
+    explicit = fv.parse_head_list(args.head_list) if args.head_list is not None else None
+    if explicit is not None and not explicit:
+        raise UserInputError("No heads selected: --head-list names no head (write layer.head, e.g. 20.5,14.1).")
+    layer: int | str = args.layer if args.layer == "auto" else _int(args.layer, "--layer")
+    _check_coeff(args.coeff)
     lm = _model(args)
+    n_layers, n_heads = lm.arch.n_layers, lm.arch.n_heads
+    if explicit is not None:
+        explicit = fv.check_heads(lm, explicit)
+    elif not 1 <= args.heads <= n_layers * n_heads:
+        raise UserInputError(f"--heads must be from 1 to {n_layers * n_heads} (got {args.heads}).")
+    if layer != "auto" and not 0 <= layer < n_layers:
+        raise UserInputError(f"Layer {layer} is out of range: this model has layers 0..{n_layers - 1}.")
     t0 = time.perf_counter()
     wb = fv.build_workbench(lm, task, _settings(args))
     at = fv.run_attribution(lm, wb)
-    heads = fv.parse_head_list(args.head_list) if args.head_list else at.top_heads(args.heads)
-    layer: int | str = args.layer if args.layer == "auto" else _int(args.layer, "--layer")
+    heads = explicit if explicit is not None else at.top_heads(args.heads)
     report = fv.evaluate(lm, wb, heads, layer=layer, n_eval=args.n_eval, coeff=args.coeff)
     out = {"model": lm.model_id, "task": task.name, **report.to_json(), "seconds": time.perf_counter() - t0}
     if args.save:
@@ -102,23 +119,31 @@ def cmd_steer(args: argparse.Namespace) -> dict:
     from core import steer
     from core.vectors import from_bytes
 
-    lm = _model(args)
-    meta: dict[str, Any]
+    # everything that needs no model is checked before the (slow) load
+    steer._check_text(args.prompt, "prompt")
+    steer._check_coeff(args.coeff)
+    steer._check_max_new_tokens(args.max_new_tokens)
+    given_layer = _int(args.layer, "--layer") if args.layer not in (None, "auto") else None
+    data = b""
     if args.vector:
         try:
             data = Path(args.vector).read_bytes()
         except OSError as exc:
             raise UserInputError(f"Cannot read {args.vector}: {exc.strerror}.") from None
+        from_bytes(data, args.model, source=args.vector)  # format and model, before the load
+    elif args.positive is None or args.negative is None:
+        raise UserInputError("Give --vector FILE, or both --positive TEXT and --negative TEXT.")
+    lm = _model(args)
+    meta: dict[str, Any]
+    if args.vector:
         vec = from_bytes(data, lm.model_id, lm.arch.d_model, source=args.vector)
         values, layer, meta = vec.values, vec.layer, vec.metadata()
-    elif args.positive is not None and args.negative is not None:
-        layer = _int(args.layer, "--layer") if args.layer not in (None, "auto") else 6
+    else:
+        layer = given_layer if given_layer is not None else 6
         values, aligned = steer.actadd_vector(lm, args.positive, args.negative, layer)
         meta = {"method": "actadd", "positive": args.positive, "negative": args.negative, "aligned_tokens": aligned}
-    else:
-        raise UserInputError("Give --vector FILE, or both --positive TEXT and --negative TEXT.")
-    if args.layer not in (None, "auto"):
-        layer = _int(args.layer, "--layer")
+    if given_layer is not None:
+        layer = given_layer
     mode = args.mode or ("prompt" if values.dim() == 2 else "last")
     results = steer.generate_pair(
         lm,
@@ -163,8 +188,15 @@ def _finite(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error contract: one line on stderr, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="FV Studio command line (JSON output)")
+    parser = _Parser(prog="python -m core", description="FV Studio command line (JSON output)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, task: bool = True) -> None:

@@ -147,7 +147,14 @@ def _check_prompts(prompts: Any) -> list[str]:
 
 def _vector_values(lm: LoadedModel, vector: Any, mode: str) -> torch.Tensor:
     """The vector as float ``[n_pos, d_model]`` (``n_pos`` is 1 for ``"last"``)."""
-    values = vector.values if isinstance(vector, Vector) else vector
+    if isinstance(vector, Vector):
+        if vector.model_id != lm.model_id:
+            raise UserInputError(
+                f"The vector '{vector.name}' was made for model '{vector.model_id}', but the loaded "
+                f"model is '{lm.model_id}'."
+            )
+        vector = vector.values
+    values = vector
     if not isinstance(values, torch.Tensor):
         raise UserInputError("The steering vector must be a tensor.")
     values = values.detach().float().cpu()
@@ -268,23 +275,21 @@ def _decode(lm: LoadedModel, new_ids: torch.Tensor) -> list[str]:
     return texts
 
 
-def _prompt_delta(enc: Encoded, values: torch.Tensor, row_coeffs: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+def _prompt_delta(enc: Encoded, values: torch.Tensor, row_coeffs: torch.Tensor) -> torch.Tensor:
     """Activation addition as one additive tensor ``[batch, pos, d_model]``.
 
     Row ``r`` gets ``row_coeffs[r] * values[:k]`` on its first ``k = min(n_pos, length)`` real
-    tokens, which start after its left padding. Also returns ``k`` per row.
+    tokens, which start after its left padding.
     """
     n_rows, width = enc.input_ids.shape
     n_pos = values.shape[0]
     lengths = enc.attention_mask.sum(1).tolist()
     delta = torch.zeros(n_rows, width, values.shape[1])
-    used = []
     for r, length in enumerate(lengths):
         pad = width - int(length)
         k = min(n_pos, int(length))
         delta[r, pad : pad + k] = row_coeffs[r] * values[:k]
-        used.append(k)
-    return delta, used
+    return delta
 
 
 def _steered_generate(
@@ -315,8 +320,7 @@ def _steered_generate(
         if mode == "last":
             delta_last = (row_coeffs[:, None] * values[0][None]).to(device, dtype)  # [batch, d_model]
         else:
-            delta_prompt, _ = _prompt_delta(enc, values, row_coeffs)
-            delta_prompt = delta_prompt.to(device, dtype)  # [batch, pos, d_model]
+            delta_prompt = _prompt_delta(enc, values, row_coeffs).to(device, dtype)  # [batch, pos, d_model]
     kwargs: dict[str, Any] = {
         "input_ids": enc.input_ids,
         "attention_mask": enc.attention_mask,
@@ -642,8 +646,8 @@ def sweep(
 
 _SCRIPT = '''"""Steered generation exported from FV Studio.
 
-Adds COEFF * vector to the output of decoder block LAYER ({mode_doc}) and prints the
-unsteered and steered greedy continuations. Needs torch, transformers, nnsight 0.8 and
+Adds COEFF * vector to the output of decoder block LAYER, {mode_doc},
+and prints the unsteered and steered greedy continuations. Needs torch, transformers, nnsight 0.8 and
 safetensors; the model must be a local folder or reachable on the Hugging Face hub.
 """
 

@@ -29,7 +29,10 @@ if widgets.require(ctx):
         "Patching every head", lambda _progress: compute.attribution(ctx.spec, task, settings, metric, lm, _progress)
     )
     if at:
-        heads = st.session_state.get("selected_heads") or at.top_heads(state.get("top_k"))
+        if state.get("head_mode") == "By hand":  # as chosen on Head attribution; none is an error below
+            heads = widgets.heads_from_labels(state.get("manual_heads"))
+        else:
+            heads = at.top_heads(state.get("top_k"))
         st.write("Heads:", ", ".join(f"{l}.{h}" for l, h in heads) or "none")
         c1, c2, c3 = st.columns(3)
         layer_options = ["auto"] + list(range(lm.arch.n_layers))

@@ -284,6 +284,22 @@ def test_accepts_a_vector_object(llama):
     a = steer.generate_pair(llama, ["Hello"], vec, 1, 2.0, "last", 3)
     b = steer.generate_pair(llama, ["Hello"], vec.values, 1, 2.0, "last", 3)
     assert a == b
+    other = Vector(values=vec.values, model_id="another-model", layer=1, method="caa")
+    with pytest.raises(UserInputError, match="made for model 'another-model'"):
+        steer.generate_pair(llama, ["Hello"], other, 1, 2.0, "last", 3)
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_repetition_penalty_is_hugging_faces(gpt2):
+    prompts = ["Hi", "a b a b a b a b"]  # the tiny GPT-2 repeats itself on both
+    results = steer.generate_pair(gpt2, prompts, None, 0, 0.0, "last", 12, repetition_penalty=3.0)
+    enc = gpt2.tokenizer(prompts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = gpt2.hf.generate(**enc, max_new_tokens=12, do_sample=False, repetition_penalty=3.0, eos_token_id=None)
+    ref = gpt2.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert [r.unsteered[0] for r in results] == ref
+    plain = steer.generate_pair(gpt2, prompts, None, 0, 0.0, "last", 12)
+    assert all(p.unsteered != r.unsteered for p, r in zip(plain, results))  # the penalty acts
 
 
 # --- (d) validation ----------------------------------------------------------------------------
@@ -486,6 +502,7 @@ def default_lm():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("single_thread")  # one thread: a busy machine slows two by up to 10x
 def test_love_minus_hate_actadd_on_default_model(default_lm):
     lm = default_lm
     values, tokens = steer.actadd_vector(lm, "Love", "Hate", ACTADD_LAYER)
@@ -503,6 +520,7 @@ def test_love_minus_hate_actadd_on_default_model(default_lm):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("single_thread")
 def test_zero_coefficient_is_unsteered_on_default_model(default_lm):
     lm = default_lm
     values, _ = steer.actadd_vector(lm, "Love", "Hate", ACTADD_LAYER)

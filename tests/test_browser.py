@@ -1,0 +1,395 @@
+"""Browser tests: the real app (`streamlit run`) driven in headless Chromium by Playwright.
+
+One module-scoped app server with a fresh vector library (FV_STUDIO_DATA in a tmp dir), on
+the real default model. The tests:
+
+- the main flow as a user does it: type five examples, see the predictions, find the heads
+  (heatmap over all 30 layers, a progress bar while it computes), build and save a function
+  vector, steer with it, reload and find it in the vector library;
+- the two pages the main flow does not open (Task vectors; Steering vectors, where an
+  activation-addition vector is built and saved);
+- two users at once (two browsers on two threads): both predict and generate while the other
+  works, and both get complete results equal to the same computation done alone.
+
+Every page opened must show no exception box and no error alert. Screenshots of each page go
+to test-artifacts/screenshots/ (three are copied to assets/screenshots/ for the README).
+Streamlit's rendering is slow in a GPU-less headless browser (circuitsvis renders its
+attention thumbnails in JavaScript on the CPU), hence the generous timeouts.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import browser_helpers as H
+
+pytestmark = pytest.mark.browser
+
+if not Path(H.CHROMIUM).exists():  # `make browser` installs Debian's Chromium
+    pytest.skip(f"no Chromium at {H.CHROMIUM}", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+TYPED = ["cat -> cats", "dog -> dogs", "box -> boxes", "car -> cars", "tree -> trees"]
+FV_NAME = "fv_plurals_browser"
+ACTADD_NAME = "actadd_love_hate"
+TIMINGS: list[tuple[str, float]] = []
+
+
+# ---- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_data(tmp_path_factory) -> Path:
+    """FV_STUDIO_DATA of the app under test: the vector library starts empty."""
+    return tmp_path_factory.mktemp("fv_studio_data")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_data, tmp_path_factory):
+    log = tmp_path_factory.mktemp("streamlit_log") / "streamlit.log"
+    with H.streamlit_app(app_data, log) as url:
+        yield url
+    print(f"\nstreamlit log: {log}")
+    for what, seconds in TIMINGS:
+        print(f"  {seconds:6.1f} s  {what}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = H.launch(p)
+        yield b
+        b.close()
+
+
+class Clock:
+    def __init__(self, test: str):
+        self.test, self.t0 = test, time.monotonic()
+
+    def lap(self, what: str) -> None:
+        now = time.monotonic()
+        TIMINGS.append((f"{self.test}: {what}", now - self.t0))
+        self.t0 = now
+
+
+def library_files(app_data: Path) -> list[str]:
+    return sorted(p.name for p in (app_data / "vectors").rglob("*.safetensors"))
+
+
+# ---- page actions -----------------------------------------------------------------------------
+
+
+def choose(page, scope, label: str, option: str) -> None:
+    """Pick ``option`` (a substring of its text) in the selectbox labelled ``label``."""
+    box = scope.locator("[data-testid=stSelectbox]").filter(has=page.get_by_text(label, exact=True)).first
+    box.locator("[data-baseweb=select]").click()
+    page.locator("[role=option]").filter(has_text=option).first.click()
+
+
+def replace_text(page, field, text: str) -> None:
+    """Type into a text input or text area by keyboard (select all, then type)."""
+    field.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if i:
+            page.keyboard.press("Enter")
+        page.keyboard.type(line, delay=5)
+
+
+def steer_columns(page) -> tuple[str, str, str, str]:
+    """(unsteered header, unsteered text, steered header, steered text) of the first result."""
+    cols = H.main(page).locator("[data-testid=stColumn]").filter(has=page.locator(".fv-steer-text"))
+    assert cols.count() == 2, f"expected two result columns, found {cols.count()}"
+    left, right = cols.nth(0), cols.nth(1)
+    return (
+        left.locator("[data-testid=stMarkdownContainer] strong").first.inner_text(),
+        left.locator(".fv-steer-text").first.inner_text(),
+        right.locator("[data-testid=stMarkdownContainer] strong").first.inner_text(),
+        right.locator(".fv-steer-text").first.inner_text(),
+    )
+
+
+def metrics(page) -> dict[str, str]:
+    out = {}
+    for m in H.main(page).locator("[data-testid=stMetric]").all():
+        out[m.locator("[data-testid=stMetricLabel]").inner_text().strip()] = m.locator("[data-testid=stMetricValue]").inner_text().strip()
+    return out
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+# ---- the main flow ----------------------------------------------------------------------------
+
+
+def test_main_flow(app_url, app_data, browser):
+    clock = Clock("main flow")
+    page = H.new_page(browser)
+
+    # Model & prompts: open the app (default: the built-in antonym task)
+    H.goto(page, app_url, "model_prompts", ready=lambda: H.frame_with(page, "query") is not None)
+    H.assert_clean(page, "Model & prompts (antonym)")
+    clock.lap("open the app (Model & prompts, antonym)")
+
+    # type five examples by hand in the sidebar
+    sb = H.sidebar(page)
+    sb.get_by_text("Type examples", exact=True).click()
+    H.settle(page, lambda: sb.locator("textarea").count() == 1, what="the examples text area")
+    area = sb.locator("textarea")
+    replace_text(page, area, "\n".join(TYPED))
+    page.keyboard.press("Control+Enter")  # Streamlit applies a text area on Ctrl+Enter (or blur)
+
+    def typed_table():
+        frame = H.frame_with(page, "query")
+        return frame is not None and {r[1] for r in H.table_rows(frame)} == {"cat", "dog", "box", "car", "tree"}
+
+    H.settle(page, typed_table, what="predictions for the typed examples")
+    H.assert_clean(page, "Model & prompts (typed)")
+    assert area.input_value() == "\n".join(TYPED)
+    rows = {r[1]: r for r in H.table_rows(H.frame_with(page, "query"))}
+    assert {q: r[2] for q, r in rows.items()} == {"cat": "cats", "dog": "dogs", "box": "boxes", "car": "cars", "tree": "trees"}
+    shown = metrics(page)
+    assert shown["Queries"] == "5", shown
+    assert re.fullmatch(r"\d+%", shown["In-context accuracy"]), shown
+    # five examples: at most four shots per prompt (the slider is capped, which is expected)
+    shots = sb.locator("[data-testid=stSlider]").filter(has=page.get_by_text("Shots (examples per prompt)"))
+    assert shots.locator("[data-testid=stSliderThumbValue]").inner_text().strip() == "4"
+    assert "Q: " in H.main(page).locator("[data-testid=stCode]").first.inner_text()
+    H.screenshot(page, "model_prompts", readme=True)
+    clock.lap("type five examples, predictions")
+
+    # Head attribution: the heatmap, with a progress bar while all 270 heads are patched
+    progress_seen = []
+
+    def watch_progress() -> None:
+        if page.locator("[data-testid=stProgress]").count():
+            progress_seen.append(page.locator("[data-testid=stProgress]").first.inner_text())
+
+    H.nav(page, "head_attribution", ready=lambda: H.plotly_heatmap(page) is not None, on_busy=watch_progress)
+    H.assert_clean(page, "Head attribution")
+    assert progress_seen, "no progress bar was seen while the heads were patched"
+    heat = H.plotly_heatmap(page)
+    assert list(heat["y"]) == list(range(30)), "the heatmap's y-axis should be the model's 30 layers"
+    assert list(heat["x"]) == list(range(9)) and len(heat["z"]) == 30 and all(len(r) == 9 for r in heat["z"])
+    lo, hi = sorted(heat["yrange"])
+    assert lo <= 0 and hi >= 29, heat["yrange"]
+    assert "Causal indirect effect" in H.main(page).locator(".js-plotly-plot").first.inner_text()
+    selected_line = H.main(page).get_by_text(re.compile(r"^Selected:")).first.inner_text()
+    selected = re.findall(r"\d+\.\d+", selected_line)
+    assert len(selected) == 10, selected_line  # top-k, k = 10 by default
+    assert H.frame_with(page, "effect") is not None
+    H.screenshot(page, "head_attribution", readme=True)
+    clock.lap("head attribution")
+
+    # Function vector: metrics, then save it under a typed name
+    H.nav(page, "function_vector", ready=lambda: len(metrics(page)) == 5 and page.get_by_role("button", name="Save to the library").count() == 1)
+    H.assert_clean(page, "Function vector")
+    heads_line = H.main(page).get_by_text(re.compile(r"^Heads:")).first.inner_text()
+    assert re.findall(r"\d+\.\d+", heads_line) == selected, "the function vector should use the heads selected on Head attribution"
+    shown = metrics(page)
+    assert {"In-context", "Zero-shot", "Shuffled", "Shuffled + FV"} <= set(shown), shown
+    fv_label = next(k for k in shown if k.startswith("Zero-shot + FV (layer "))
+    fv_layer = int(re.search(r"layer (\d+)", fv_label).group(1))
+    assert all(re.fullmatch(r"\d+%", v) for v in shown.values()), shown
+    assert H.frame_with(page, "with vector") is not None  # the zero-shot examples table
+    form = H.main(page).locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Save to the library"))
+    replace_text(page, form.locator("input[type=text]"), FV_NAME)
+    form.get_by_role("button", name="Save to the library").click()
+    H.settle(page, lambda: any(FV_NAME in t for t in H.alerts(page, "Success")), what="the 'Saved' message")
+    H.assert_clean(page, "Function vector (saved)")
+    saved = next(t for t in H.alerts(page, "Success") if FV_NAME in t)
+    assert saved.startswith(f"Saved '{FV_NAME}' (layer {fv_layer})"), saved
+    assert f"{FV_NAME}.safetensors" in library_files(app_data)
+    H.screenshot(page, "function_vector")
+    clock.lap("function vector, save")
+
+    # Steer: pick the vector, generate; both columns show a continuation
+    H.nav(page, "steer", ready=lambda: page.get_by_role("button", name="Generate").count() == 1)
+    H.assert_clean(page, "Steer")
+    choose(page, H.main(page), "Vector", FV_NAME)
+    H.settle(page, lambda: FV_NAME in H.main(page).locator("[data-testid=stSelectbox]").first.inner_text())
+    assert "function_vector" in H.main(page).locator("[data-testid=stSelectbox]").first.inner_text()
+    prompt = H.main(page).locator("[data-testid=stForm] textarea").input_value()
+    H.main(page).get_by_role("button", name="Generate").click()
+    H.settle(page, lambda: page.locator(".fv-steer-text").count() == 2, what="the two generations")
+    H.assert_clean(page, "Steer (generated)")
+    u_head, u_text, s_head, s_text = steer_columns(page)
+    assert u_head == "Unsteered" and s_head.startswith("Steered (layer "), (u_head, s_head)
+    for text in (u_text, s_text):
+        assert flat(text).startswith(flat(prompt)), text
+        assert len(flat(text)) > len(flat(prompt)) + 3, f"no continuation after the prompt: {text!r}"
+    assert H.main(page).get_by_text("First generated token").count() == 1
+    H.screenshot(page, "steer", readme=True)
+    clock.lap("steer")
+
+    # reload (a new session), then the Vector library lists the saved vector from disk
+    page.reload()
+    H.settle(page, lambda: H.has_title(page, "Steer"), what="the reloaded page")
+    H.nav(page, "vector_library", ready=lambda: H.frame_with(page, "name") is not None)
+    H.assert_clean(page, "Vector library")
+    rows = H.table_rows(H.frame_with(page, "name"))
+    header = H.table_header(H.frame_with(page, "name"))
+    by_name = {r[header.index("name")]: r for r in rows}
+    assert FV_NAME in by_name, rows
+    assert by_name[FV_NAME][header.index("method")] == "function_vector"
+    assert by_name[FV_NAME][header.index("layer")] == str(fv_layer)
+    assert by_name[FV_NAME][header.index("stored")] == "library"
+    H.screenshot(page, "vector_library")
+    clock.lap("reload, vector library")
+    page.context.close()
+
+
+# ---- the pages the main flow does not open ----------------------------------------------------
+
+
+def build_actadd(page, app_url: str, app_data: Path) -> None:
+    """Steering vectors: build the default Love - Hate activation-addition vector and save it."""
+    H.goto(page, app_url, "steering_vectors", ready=lambda: page.get_by_role("button", name="Build the vector").count() == 1)
+    H.assert_clean(page, "Steering vectors")
+    page.get_by_role("button", name="Build the vector").click()
+    H.settle(page, lambda: H.frame_with(page, "positive token") is not None, what="the activation-addition vector")
+    H.assert_clean(page, "Steering vectors (built)")
+    tokens = H.table_rows(H.frame_with(page, "positive token"))
+    assert tokens and "Love" in tokens[0][1] and "Hate" in tokens[0][2], tokens
+    form = H.main(page).locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Save to the library"))
+    assert form.locator("input[type=text]").input_value() == ACTADD_NAME
+    form.get_by_role("button", name="Save to the library").click()
+    H.settle(page, lambda: any(ACTADD_NAME in t for t in H.alerts(page, "Success")), what="the 'Saved' message")
+    H.assert_clean(page, "Steering vectors (saved)")
+    assert f"{ACTADD_NAME}.safetensors" in library_files(app_data)
+
+
+def test_task_vectors_and_steering_vectors(app_url, app_data, browser):
+    clock = Clock("other pages")
+    page = H.new_page(browser)
+    H.goto(page, app_url, "task_vectors", ready=lambda: H.main(page).locator(".js-plotly-plot").count() == 1)
+    H.assert_clean(page, "Task vectors")
+    shown = metrics(page)
+    assert {"Zero-shot", "In-context"} <= set(shown) and any(k.startswith("Zero-shot + h (best: layer") for k in shown), shown
+    curve = H.plot_data(page)
+    assert curve and len(curve["data"][0]["x"]) == 30, "one point per layer"
+    H.screenshot(page, "task_vectors")
+    clock.lap("task vectors")
+
+    build_actadd(page, app_url, app_data)
+    H.screenshot(page, "steering_vectors")
+    clock.lap("steering vectors, build and save")
+    page.context.close()
+
+
+# ---- two users at once ------------------------------------------------------------------------
+
+
+def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out: dict) -> None:
+    """One user in their own browser (own Playwright instance: sync objects stay on this thread)."""
+    try:
+        with sync_api.sync_playwright() as p:
+            b = H.launch(p)
+            page = H.new_page(b)
+            # pick the task on a light page, then open Model & prompts together with the other user
+            H.goto(page, app_url, "steer", ready=lambda: page.get_by_role("button", name="Generate").count() == 1)
+            H.assert_clean(page, f"{task}: Steer")
+            choose(page, H.sidebar(page), "Task", task)
+            H.settle(page, lambda: task in H.sidebar(page).locator("[data-testid=stSelectbox]").filter(has=page.get_by_text("Task", exact=True)).inner_text())
+            barrier.wait(timeout=300)
+            waited = []
+            H.nav(page, "model_prompts", ready=lambda: H.frame_with(page, "query") is not None,
+                  on_busy=lambda: waited.append(1) if H.alerts(page, "Info") and any("Waiting for the model" in t for t in H.alerts(page, "Info")) else None)
+            H.assert_clean(page, f"{task}: Model & prompts")
+            frame = H.frame_with(page, "query")
+            out["header"] = H.table_header(frame)
+            out["rows"] = H.table_rows(frame)
+            out["metrics"] = metrics(page)
+            out["waited_predict"] = bool(waited)
+
+            # generate on Steer with the activation-addition vector, at the same time as the other user
+            H.nav(page, "steer", ready=lambda: page.get_by_role("button", name="Generate").count() == 1)
+            choose(page, H.main(page), "Vector", ACTADD_NAME)
+            H.settle(page, lambda: ACTADD_NAME in H.main(page).locator("[data-testid=stSelectbox]").first.inner_text())
+            form = H.main(page).locator("[data-testid=stForm]")
+            replace_text(page, form.locator("textarea"), prompt)
+            max_new = form.locator("[data-testid=stNumberInput]").filter(has=page.get_by_text("Max new tokens", exact=True)).locator("input")
+            replace_text(page, max_new, "12")
+            out["settings"] = {
+                "layer": form.locator("[data-testid=stSelectbox]").filter(has=page.get_by_text("Layer", exact=True)).inner_text(),
+                "coeff": form.locator("[data-testid=stNumberInput]").filter(has=page.get_by_text("Coefficient", exact=True)).locator("input").input_value(),
+            }
+            barrier.wait(timeout=300)
+            form.get_by_role("button", name="Generate").click()
+            H.settle(page, lambda: page.locator(".fv-steer-text").count() == 2, what=f"{task}: the two generations")
+            H.assert_clean(page, f"{task}: Steer (generated)")
+            out["steer"] = steer_columns(page)
+            H.screenshot(page, f"concurrent_{task}")
+            b.close()
+    except BaseException as exc:  # reported by the main thread
+        out["error"] = exc
+        try:
+            barrier.abort()
+        except Exception:
+            pass
+
+
+def test_two_users_at_once(app_url, app_data, browser):
+    clock = Clock("two users")
+    if f"{ACTADD_NAME}.safetensors" not in library_files(app_data):  # this test run alone
+        page = H.new_page(browser)
+        build_actadd(page, app_url, app_data)
+        page.context.close()
+        clock.lap("build the activation-addition vector")
+
+    users = {"country_capital": "I hate you because", "present_past": "I think that you are"}
+    barrier = threading.Barrier(len(users))
+    outs: dict[str, dict] = {task: {} for task in users}
+    threads = [threading.Thread(target=_user, args=(app_url, task, prompt, barrier, outs[task]), daemon=True) for task, prompt in users.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not any(t.is_alive() for t in threads), "a user's browser did not finish in 10 minutes"
+    for task, out in outs.items():
+        if "error" in out:
+            raise AssertionError(f"user with task {task} failed: {out['error']!r}") from out["error"]
+    clock.lap("two users: predict and generate")
+
+    # the same computations done alone, in this process, must give what each user was shown
+    from core.models import ModelSpec, load_model
+    from core.predict import predict
+    from core.prompts import DEFAULT_TEMPLATE, PromptSettings
+    from core.steer import generate_pair
+    from core.tasks import load_builtin
+    from core.vectors import Library
+
+    lm = load_model(ModelSpec())
+    settings = PromptSettings(n_shots=10, n_prompts=20, seed=0, template=DEFAULT_TEMPLATE)
+    vec = Library(app_data / "vectors").load(lm.model_id, ACTADD_NAME)
+    for task, prompt in users.items():
+        out = outs[task]
+        expected = predict(lm, load_builtin(task), settings).table()
+        header, rows = out["header"], out["rows"]
+        assert rows, f"{task}: an empty prediction table"
+        for row in rows:  # the rows the grid rendered (all of them when it shows them all)
+            i = int(row[0])
+            assert row[header.index("query")] == expected[i]["query"], (task, row, expected[i])
+            assert row[header.index("prediction")] == expected[i]["prediction"].strip(), (task, row, expected[i])
+        accuracy = sum(r["correct"] for r in expected) / len(expected)
+        assert out["metrics"]["In-context accuracy"] == f"{accuracy:.0%}", (task, out["metrics"])
+        assert out["metrics"]["Queries"] == str(len(expected))
+
+        assert out["settings"]["layer"].strip() == str(vec.layer), out["settings"]
+        coeff = float(out["settings"]["coeff"])
+        [pair] = generate_pair(lm, [prompt], vec.values, vec.layer, coeff, "prompt", 12)
+        u_head, u_text, s_head, s_text = out["steer"]
+        assert u_head == "Unsteered" and s_head == f"Steered (layer {vec.layer}, coefficient {coeff:g})", (u_head, s_head)
+        assert flat(u_text) == flat(prompt + pair.unsteered[0]), (task, u_text, pair.unsteered[0])
+        assert flat(s_text) == flat(prompt + pair.steered[0]), (task, s_text, pair.steered[0])
+        assert pair.unsteered[0] != pair.steered[0], "the vector should change the continuation"
+    clock.lap("the same computations alone")
