@@ -101,7 +101,15 @@ class LoadedModel:
         return self.nn.trace(*args, remote=self.spec.remote, **kwargs)
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
-        return self.nn.generate(*args, remote=self.spec.remote, **kwargs)
+        """A ``generate`` tracer with the remote flag routed through (enter it with ``with``).
+
+        nnsight's own ``generate`` looks for the ``with`` block in its direct caller (this
+        wrapper) and would forward ``remote=`` to Hugging Face; tracing with ``fn=`` set to
+        the unwrapped ``generate`` captures the caller's block, as :meth:`trace` does.
+        """
+        method = type(self.nn).generate
+        fn = getattr(method, "__wrapped__", method).__get__(self.nn, type(self.nn))
+        return self.trace(*args, fn=fn, **kwargs)
 
     def info(self) -> dict[str, Any]:
         return {"model": self.model_id, **self.arch.info()}

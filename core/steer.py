@@ -243,19 +243,6 @@ class _CoupledSampler:
         return scores + gumbel[self.sample_index].to(scores.device)
 
 
-def _generation(lm: LoadedModel, **kwargs: Any) -> Any:
-    """A tracer for ``generate`` (enter it with ``with``).
-
-    ``LoadedModel.generate`` cannot be traced: nnsight's ``generate`` looks for the ``with``
-    block in its direct caller (the wrapper) and then forwards ``remote=`` to Hugging Face.
-    Tracing with ``fn=`` set to the unwrapped ``generate`` captures the caller's block, as
-    ``lm.trace`` does for forwards.
-    """
-    generate = type(lm.nn).generate
-    fn = getattr(generate, "__wrapped__", generate).__get__(lm.nn, type(lm.nn))
-    return lm.trace(fn=fn, **kwargs)
-
-
 def _eos_ids(lm: LoadedModel) -> set[int]:
     eos = getattr(getattr(lm.hf, "generation_config", None), "eos_token_id", None)
     if eos is None:
@@ -338,7 +325,7 @@ def _steered_generate(
     torch.manual_seed(decoding.seed)
     first_logits: list = []
     with torch.no_grad():
-        with _generation(lm, **kwargs) as tracer:
+        with lm.generate(**kwargs) as tracer:
             for step in tracer.iter[:n]:
                 if values is not None:
                     h = A.resid(arch, A.blocks(arch, lm.nn)[layer].output)  # [batch, pos, d_model]

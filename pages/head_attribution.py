@@ -44,7 +44,6 @@ if widgets.require(ctx):
             state.set("manual_heads", current)
             state.bound(st, "multiselect", "Heads (layer.head); clicking a cell adds it", labels_all, key="manual_heads")
             selected = widgets.heads_from_labels(state.get("manual_heads"))
-        st.session_state["selected_heads"] = selected
         fig = figures.head_heatmap(at.cie.tolist(), selected, f"Causal indirect effect ({metric}) - {task.name}")
         event = st.plotly_chart(fig, key="heatmap", on_select="rerun", selection_mode="points")
         points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) or hasattr(event, "get") else []

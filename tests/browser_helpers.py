@@ -211,16 +211,25 @@ def assert_clean(page: Any, where: str) -> None:
     assert not errors, f"{where}: the page shows an error:\n{errors}"
 
 
-def table_text(frame: Any) -> str:
-    """The visible text of an st.dataframe (glide grid: its accessible table mirrors the cells)."""
-    return " | ".join(frame.locator("table [role=gridcell], table td, table th").all_inner_texts())
+# st.dataframe draws on a canvas (glide data grid); an accessible <table> mirrors the cells it
+# has rendered (all rows of a short table, the visible ones of a long table).
+
+
+def table_header(frame: Any) -> list[str]:
+    return [h.strip() for h in frame.locator("table thead th").all_inner_texts()]
+
+
+def table_rows(frame: Any) -> list[list[str]]:
+    """The rendered rows, each a list of cell texts (stripped), the index column first when shown."""
+    return frame.locator("table").first.evaluate(
+        "t => [...t.tBodies[0].rows].map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
 
 
 def frame_with(page: Any, column: str) -> Any:
-    """The st.dataframe whose header has ``column``."""
+    """The st.dataframe in the main area whose header has ``column``, or None."""
     for frame in main(page).locator("[data-testid=stDataFrame]").all():
-        headers = [h.strip() for h in frame.locator("table th, table [role=columnheader]").all_inner_texts()]
-        if column in headers:
+        if column in table_header(frame):
             return frame
     return None
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import browser_helpers as H
+import browser_helpers as H  # tests/ is on sys.path (pytest's rootdir-relative import)
 
 pytestmark = pytest.mark.browser
 
