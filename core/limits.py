@@ -16,6 +16,10 @@ MAX_SAMPLES = 8  # samples per prompt when sampling
 MAX_ABS_COEFF = 100.0  # steering coefficient
 MAX_PROMPT_TOKENS = 1024  # tokens in one built prompt
 MAX_CAA_PAIRS = 500
+MAX_TEMPERATURE = 10.0  # sampling temperature
+MAX_REPETITION_PENALTY = 10.0
+MAX_SWEEP_CELLS = 100  # layers x coefficients in one steering sweep
+MAX_SWEEP_LAYERS = 30  # one generate call per layer
 
 
 def as_table() -> list[tuple[str, str]]:
@@ -33,4 +37,7 @@ def as_table() -> list[tuple[str, str]]:
         ("samples per prompt", str(MAX_SAMPLES)),
         ("steering coefficient (absolute)", str(MAX_ABS_COEFF)),
         ("contrastive pairs", str(MAX_CAA_PAIRS)),
+        ("sampling temperature", str(MAX_TEMPERATURE)),
+        ("repetition penalty", str(MAX_REPETITION_PENALTY)),
+        ("steering sweep cells (layers x coefficients)", str(MAX_SWEEP_CELLS)),
     ]

@@ -48,10 +48,7 @@ Mode = Literal["last", "prompt"]
 MODES: tuple[str, ...] = ("last", "prompt")
 
 N_CHANGES = 8  # tokens listed in each direction of a next-token change
-MAX_TEMPERATURE = 10.0
-MAX_REPETITION_PENALTY = 10.0
-MAX_SWEEP_CELLS = 100  # layers x coefficients in one sweep
-MAX_SWEEP_LAYERS = 30  # one generate call per layer
+from core.limits import MAX_REPETITION_PENALTY, MAX_SWEEP_CELLS, MAX_SWEEP_LAYERS, MAX_TEMPERATURE  # noqa: E402
 
 
 def _noop(fraction: float, message: str) -> None:
