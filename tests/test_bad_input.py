@@ -82,7 +82,7 @@ def _cli(args: list[str], files: Path) -> subprocess.CompletedProcess:
     )
 
 
-LONG_PROMPT = "Tell me a story. " * 1200  # 20,400 characters
+LONG_PROMPT = ("Tell me a story. " * 1200)[:20_000]
 
 # (id, argv, what the one error line must contain); {d} is the folder of bad files
 CLI_CASES = [
@@ -325,6 +325,10 @@ def test_app_steer_prompt_tokens_and_coefficient(tmp_path, monkeypatch):
     assert max_new.max == limits.MAX_NEW_TOKENS and max_new.min == 1
     assert coeff.max == limits.MAX_ABS_COEFF and coeff.min == -limits.MAX_ABS_COEFF
     assert f"at most {limits.MAX_PROMPTS}" in at.text_area(key="_w_steer_prompts").label
+    limits_table = next(t.value for t in at.sidebar.table if list(t.value.columns) == ["what", "limit"])
+    shown = dict(zip(limits_table["what"], limits_table["limit"]))
+    assert shown["new tokens per generation"] == str(limits.MAX_NEW_TOKENS)
+    assert shown["characters in a free-form prompt"] == str(limits.MAX_PROMPT_CHARS)
 
     at.text_area(key="_w_steer_prompts").set_value(LONG_PROMPT)
     at.number_input(key="_w_steer_max_new").set_value(2)
@@ -617,11 +621,6 @@ def test_the_checker_finds_what_it_forbids():
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_eval_exec_pickle_or_shell(path):
     assert _violations(path.read_text(encoding="utf-8")) == []
-
-
-def test_vector_files_are_safetensors_only():
-    text = (REPO / "core" / "vectors.py").read_text(encoding="utf-8")
-    assert "from safetensors.torch import load" in text and "st_load(data)" in text
 
 
 def test_streamlit_config_is_safe():
