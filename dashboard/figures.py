@@ -28,7 +28,7 @@ def head_heatmap(cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, i
             z=cie,
             x=list(range(n_heads)),
             y=list(range(n_layers)),
-            colorscale="RdBu",
+            colorscale="RdBu_r",  # positive effect = red
             zmid=0,
             hovertemplate="layer %{y}, head %{x}<br>effect %{z:.4f}<extra></extra>",
             colorbar=dict(title="effect"),

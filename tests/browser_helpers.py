@@ -21,6 +21,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
+FAILURES = ROOT / "test-artifacts" / "failures"
 README_SHOTS = ROOT / "assets" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -139,18 +140,22 @@ def settle(page: Any, ready: Callable[[], Any] | None = None, timeout: float = L
     """Wait until ``ready()`` holds and then nothing has been busy for ``quiet`` seconds in a row.
 
     ``on_busy`` is called on each poll that sees something busy (e.g. to record a progress bar).
+    An exception box on a page that has stopped running fails at once (no point waiting).
     """
     deadline = time.monotonic() + timeout
     calm_since: float | None = None
+    problem = ""
     while True:
         now = time.monotonic()
         try:
             is_busy = busy(page)
             ok = (ready is None or bool(ready())) and not is_busy
-        except Exception:
-            is_busy, ok = True, False
+        except Exception as exc:  # an element detached while Streamlit redraws: poll again
+            is_busy, ok, problem = True, False, f"{type(exc).__name__}: {str(exc)[:300]}"
         if is_busy and on_busy is not None:
             on_busy()
+        if not is_busy and not ok and page.locator("[data-testid=stException]").count():
+            raise AssertionError(f"an exception while waiting for {what}:\n{page_errors(page)}")
         if ok:
             calm_since = calm_since if calm_since is not None else now
             if now - calm_since >= quiet:
@@ -158,8 +163,32 @@ def settle(page: Any, ready: Callable[[], Any] | None = None, timeout: float = L
         else:
             calm_since = None
         if now > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (busy: {is_busy})\n{page_errors(page)}")
+            failure_shot(page, what)
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what} (busy: {describe_busy(page)}; last problem: {problem or 'none'})"
+                f"\n{page_errors(page)}"
+            )
         time.sleep(0.25)
+
+
+def describe_busy(page: Any) -> str:
+    try:
+        return ", ".join(page.locator(BUSY).evaluate_all(
+            "els => els.map(e => (e.getAttribute('data-testid') || e.tagName) + (e.getAttribute('data-stale') ? ' stale' : '')"
+            " + ': ' + (e.innerText || '').slice(0, 80).replace(/\\s+/g, ' '))"
+        )) or "nothing"
+    except Exception as exc:
+        return f"(could not read: {exc})"
+
+
+def failure_shot(page: Any, what: str) -> None:
+    """A screenshot of a page that never finished, for the failure report."""
+    try:
+        FAILURES.mkdir(parents=True, exist_ok=True)
+        name = "".join(c if c.isalnum() else "_" for c in what)[:60]
+        page.screenshot(path=str(FAILURES / f"{name}.png"), timeout=30_000)
+    except Exception:
+        pass
 
 
 def goto(page: Any, url: str, name: str, ready: Callable[[], Any] | None = None, timeout: float = LOAD_S, **kw: Any) -> None:

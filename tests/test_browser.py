@@ -3,11 +3,11 @@
 One module-scoped app server with a fresh vector library (FV_STUDIO_DATA in a tmp dir), on
 the real default model. The tests:
 
-- the main flow as a user does it: type five examples, see the predictions, find the heads
-  (heatmap over all 30 layers, a progress bar while it computes), build and save a function
-  vector, steer with it, reload and find it in the vector library;
-- the two pages the main flow does not open (Task vectors; Steering vectors, where an
-  activation-addition vector is built and saved);
+- the main flow as a user does it: type five examples, see the predictions, the h-vector
+  sweep, find the heads (heatmap over all 30 layers, a progress bar while it computes), build
+  and save a function vector, steer with it, reload and find it in the vector library;
+- the page the main flow does not open: Steering vectors, where an activation-addition
+  vector is built and saved;
 - two users at once (two browsers on two threads): both predict and generate while the other
   works, and both get complete results equal to the same computation done alone.
 
@@ -19,8 +19,8 @@ attention thumbnails in JavaScript on the CPU), hence the generous timeouts.
 
 from __future__ import annotations
 
+import ast
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -38,6 +38,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 TYPED = ["cat -> cats", "dog -> dogs", "box -> boxes", "car -> cars", "tree -> trees"]
 FV_NAME = "fv_plurals_browser"
 ACTADD_NAME = "actadd_love_hate"
+SHOTS = 3  # shots per prompt for the two simultaneous users
 TIMINGS: list[tuple[str, float]] = []
 
 
@@ -75,6 +76,7 @@ class Clock:
     def lap(self, what: str) -> None:
         now = time.monotonic()
         TIMINGS.append((f"{self.test}: {what}", now - self.t0))
+        print(f"[{now - self.t0:6.1f} s] {self.test}: {what}", flush=True)
         self.t0 = now
 
 
@@ -85,11 +87,31 @@ def library_files(app_data: Path) -> list[str]:
 # ---- page actions -----------------------------------------------------------------------------
 
 
+def selectbox(page, scope, label: str):
+    return scope.locator("[data-testid=stSelectbox]").filter(has=page.get_by_text(label, exact=True)).first
+
+
+def selected(page, scope, label: str) -> str:
+    """The text shown in the selectbox labelled ``label`` (a combobox input)."""
+    return selectbox(page, scope, label).locator("input").input_value()
+
+
 def choose(page, scope, label: str, option: str) -> None:
-    """Pick ``option`` (a substring of its text) in the selectbox labelled ``label``."""
-    box = scope.locator("[data-testid=stSelectbox]").filter(has=page.get_by_text(label, exact=True)).first
-    box.locator("[data-baseweb=select]").click()
+    """Open the selectbox labelled ``label`` and click the option whose text contains ``option``."""
+    selectbox(page, scope, label).locator("input").click()
     page.locator("[role=option]").filter(has_text=option).first.click()
+
+
+def set_slider(page, scope, label: str, value: int) -> None:
+    """Move a slider with the keyboard (arrow keys on its thumb) until it shows ``value``."""
+    box = scope.locator("[data-testid=stSlider]").filter(has=page.get_by_text(label, exact=True)).first
+    thumb = box.locator("input[type=range]")
+    now = int(thumb.input_value())
+    thumb.focus()
+    for _ in range(abs(now - value)):
+        page.keyboard.press("ArrowLeft" if value < now else "ArrowRight")
+    H.settle(page, lambda: box.locator("[data-testid=stSliderThumbValue]").inner_text().strip() == str(value),
+             what=f"the slider '{label}' at {value}")
 
 
 def replace_text(page, field, text: str) -> None:
@@ -110,9 +132,9 @@ def steer_columns(page) -> tuple[str, str, str, str]:
     assert cols.count() == 2, f"expected two result columns, found {cols.count()}"
     left, right = cols.nth(0), cols.nth(1)
     return (
-        left.locator("[data-testid=stMarkdownContainer] strong").first.inner_text(),
+        left.locator("[data-testid=stMarkdownContainer]").first.inner_text().strip(),
         left.locator(".fv-steer-text").first.inner_text(),
-        right.locator("[data-testid=stMarkdownContainer] strong").first.inner_text(),
+        right.locator("[data-testid=stMarkdownContainer]").first.inner_text().strip(),
         right.locator(".fv-steer-text").first.inner_text(),
     )
 
@@ -135,14 +157,14 @@ def test_main_flow(app_url, app_data, browser):
     clock = Clock("main flow")
     page = H.new_page(browser)
 
-    # Model & prompts: open the app (default: the built-in antonym task)
-    H.goto(page, app_url, "model_prompts", ready=lambda: H.frame_with(page, "query") is not None)
-    H.assert_clean(page, "Model & prompts (antonym)")
-    clock.lap("open the app (Model & prompts, antonym)")
+    # Model & prompts: open the app, and (like an impatient user) switch to typed examples as
+    # soon as the sidebar is there, while the default task is still being computed
+    page.goto(app_url)
+    sb = H.sidebar(page)
+    sb.get_by_text("Type examples", exact=True).click(timeout=H.LOAD_S * 1000)
+    clock.lap("open the app")
 
     # type five examples by hand in the sidebar
-    sb = H.sidebar(page)
-    sb.get_by_text("Type examples", exact=True).click()
     H.settle(page, lambda: sb.locator("textarea").count() == 1, what="the examples text area")
     area = sb.locator("textarea")
     replace_text(page, area, "\n".join(TYPED))
@@ -167,6 +189,17 @@ def test_main_flow(app_url, app_data, browser):
     H.screenshot(page, "model_prompts", readme=True)
     clock.lap("type five examples, predictions")
 
+    # Task vectors (the next page in the sidebar): the h-vector layer sweep for the typed task
+    H.nav(page, "task_vectors", ready=lambda: H.main(page).locator(".js-plotly-plot").count() == 1)
+    H.assert_clean(page, "Task vectors")
+    shown = metrics(page)
+    assert {"Zero-shot", "In-context"} <= set(shown) and any(k.startswith("Zero-shot + h (best: layer") for k in shown), shown
+    curve = H.plot_data(page)
+    assert curve and len(curve["data"][0]["x"]) == 30, "one point per layer"
+    assert "h-vector layer sweep: typed" in H.main(page).locator(".js-plotly-plot").inner_text()
+    H.screenshot(page, "task_vectors")
+    clock.lap("task vectors")
+
     # Head attribution: the heatmap, with a progress bar while all 270 heads are patched
     progress_seen = []
 
@@ -184,8 +217,8 @@ def test_main_flow(app_url, app_data, browser):
     assert lo <= 0 and hi >= 29, heat["yrange"]
     assert "Causal indirect effect" in H.main(page).locator(".js-plotly-plot").first.inner_text()
     selected_line = H.main(page).get_by_text(re.compile(r"^Selected:")).first.inner_text()
-    selected = re.findall(r"\d+\.\d+", selected_line)
-    assert len(selected) == 10, selected_line  # top-k, k = 10 by default
+    heads_selected = re.findall(r"\d+\.\d+", selected_line)
+    assert len(heads_selected) == 10, selected_line  # top-k, k = 10 by default
     assert H.frame_with(page, "effect") is not None
     H.screenshot(page, "head_attribution", readme=True)
     clock.lap("head attribution")
@@ -194,7 +227,7 @@ def test_main_flow(app_url, app_data, browser):
     H.nav(page, "function_vector", ready=lambda: len(metrics(page)) == 5 and page.get_by_role("button", name="Save to the library").count() == 1)
     H.assert_clean(page, "Function vector")
     heads_line = H.main(page).get_by_text(re.compile(r"^Heads:")).first.inner_text()
-    assert re.findall(r"\d+\.\d+", heads_line) == selected, "the function vector should use the heads selected on Head attribution"
+    assert re.findall(r"\d+\.\d+", heads_line) == heads_selected, "the function vector should use the heads selected on Head attribution"
     shown = metrics(page)
     assert {"In-context", "Zero-shot", "Shuffled", "Shuffled + FV"} <= set(shown), shown
     fv_label = next(k for k in shown if k.startswith("Zero-shot + FV (layer "))
@@ -216,8 +249,8 @@ def test_main_flow(app_url, app_data, browser):
     H.nav(page, "steer", ready=lambda: page.get_by_role("button", name="Generate").count() == 1)
     H.assert_clean(page, "Steer")
     choose(page, H.main(page), "Vector", FV_NAME)
-    H.settle(page, lambda: FV_NAME in H.main(page).locator("[data-testid=stSelectbox]").first.inner_text())
-    assert "function_vector" in H.main(page).locator("[data-testid=stSelectbox]").first.inner_text()
+    H.settle(page, lambda: selected(page, H.main(page), "Vector").startswith(FV_NAME))
+    assert "(function_vector, layer " in selected(page, H.main(page), "Vector")
     prompt = H.main(page).locator("[data-testid=stForm] textarea").input_value()
     H.main(page).get_by_role("button", name="Generate").click()
     H.settle(page, lambda: page.locator(".fv-steer-text").count() == 2, what="the two generations")
@@ -258,8 +291,9 @@ def build_actadd(page, app_url: str, app_data: Path) -> None:
     page.get_by_role("button", name="Build the vector").click()
     H.settle(page, lambda: H.frame_with(page, "positive token") is not None, what="the activation-addition vector")
     H.assert_clean(page, "Steering vectors (built)")
-    tokens = H.table_rows(H.frame_with(page, "positive token"))
-    assert tokens and "Love" in tokens[0][1] and "Hate" in tokens[0][2], tokens
+    rows = H.table_rows(H.frame_with(page, "positive token"))  # [position, repr(positive), repr(negative), norm]
+    assert "".join(ast.literal_eval(r[1]) for r in rows).strip() == "Love", rows
+    assert "".join(ast.literal_eval(r[2]) for r in rows).strip() == "Hate", rows
     form = H.main(page).locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Save to the library"))
     assert form.locator("input[type=text]").input_value() == ACTADD_NAME
     form.get_by_role("button", name="Save to the library").click()
@@ -268,21 +302,12 @@ def build_actadd(page, app_url: str, app_data: Path) -> None:
     assert f"{ACTADD_NAME}.safetensors" in library_files(app_data)
 
 
-def test_task_vectors_and_steering_vectors(app_url, app_data, browser):
-    clock = Clock("other pages")
+def test_steering_vectors_page(app_url, app_data, browser):
+    clock = Clock("steering vectors")
     page = H.new_page(browser)
-    H.goto(page, app_url, "task_vectors", ready=lambda: H.main(page).locator(".js-plotly-plot").count() == 1)
-    H.assert_clean(page, "Task vectors")
-    shown = metrics(page)
-    assert {"Zero-shot", "In-context"} <= set(shown) and any(k.startswith("Zero-shot + h (best: layer") for k in shown), shown
-    curve = H.plot_data(page)
-    assert curve and len(curve["data"][0]["x"]) == 30, "one point per layer"
-    H.screenshot(page, "task_vectors")
-    clock.lap("task vectors")
-
     build_actadd(page, app_url, app_data)
     H.screenshot(page, "steering_vectors")
-    clock.lap("steering vectors, build and save")
+    clock.lap("build and save an activation-addition vector")
     page.context.close()
 
 
@@ -299,7 +324,8 @@ def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out:
             H.goto(page, app_url, "steer", ready=lambda: page.get_by_role("button", name="Generate").count() == 1)
             H.assert_clean(page, f"{task}: Steer")
             choose(page, H.sidebar(page), "Task", task)
-            H.settle(page, lambda: task in H.sidebar(page).locator("[data-testid=stSelectbox]").filter(has=page.get_by_text("Task", exact=True)).inner_text())
+            H.settle(page, lambda: selected(page, H.sidebar(page), "Task") == task)
+            set_slider(page, H.sidebar(page), "Shots (examples per prompt)", SHOTS)  # short prompts: quicker
             barrier.wait(timeout=300)
             waited = []
             H.nav(page, "model_prompts", ready=lambda: H.frame_with(page, "query") is not None,
@@ -314,13 +340,13 @@ def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out:
             # generate on Steer with the activation-addition vector, at the same time as the other user
             H.nav(page, "steer", ready=lambda: page.get_by_role("button", name="Generate").count() == 1)
             choose(page, H.main(page), "Vector", ACTADD_NAME)
-            H.settle(page, lambda: ACTADD_NAME in H.main(page).locator("[data-testid=stSelectbox]").first.inner_text())
+            H.settle(page, lambda: selected(page, H.main(page), "Vector").startswith(ACTADD_NAME))
             form = H.main(page).locator("[data-testid=stForm]")
             replace_text(page, form.locator("textarea"), prompt)
             max_new = form.locator("[data-testid=stNumberInput]").filter(has=page.get_by_text("Max new tokens", exact=True)).locator("input")
             replace_text(page, max_new, "12")
             out["settings"] = {
-                "layer": form.locator("[data-testid=stSelectbox]").filter(has=page.get_by_text("Layer", exact=True)).inner_text(),
+                "layer": selected(page, form, "Layer"),
                 "coeff": form.locator("[data-testid=stNumberInput]").filter(has=page.get_by_text("Coefficient", exact=True)).locator("input").input_value(),
             }
             barrier.wait(timeout=300)
@@ -369,7 +395,7 @@ def test_two_users_at_once(app_url, app_data, browser):
     from core.vectors import Library
 
     lm = load_model(ModelSpec())
-    settings = PromptSettings(n_shots=10, n_prompts=20, seed=0, template=DEFAULT_TEMPLATE)
+    settings = PromptSettings(n_shots=SHOTS, n_prompts=20, seed=0, template=DEFAULT_TEMPLATE)
     vec = Library(app_data / "vectors").load(lm.model_id, ACTADD_NAME)
     for task, prompt in users.items():
         out = outs[task]
