@@ -260,7 +260,8 @@ def test_main_flow(app_url, app_data, browser):
     for text in (u_text, s_text):
         assert flat(text).startswith(flat(prompt)), text
         assert len(flat(text)) > len(flat(prompt)) + 3, f"no continuation after the prompt: {text!r}"
-    assert H.main(page).get_by_text("First generated token").count() == 1
+    kl = H.main(page).get_by_text(re.compile(r"^First generated token: KL\(steered ‖ unsteered\) = \d+\.\d{4} nats$"))
+    assert kl.count() == 1, "the next-token change (KL) line is missing"
     H.screenshot(page, "steer", readme=True)
     clock.lap("steer")
 
