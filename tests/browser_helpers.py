@@ -117,22 +117,15 @@ def new_page(browser: Any) -> Any:
 # ---- waiting ---------------------------------------------------------------------------------
 
 
-def wait_until(cond: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = cond()
-        except Exception:  # a detached element while Streamlit redraws: try again
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-
-
 def busy(page: Any) -> bool:
     return page.locator(BUSY).count() > 0
+
+
+def _count(page: Any, selector: str) -> int:
+    try:
+        return page.locator(selector).count()
+    except Exception:  # the page is navigating
+        return 0
 
 
 def settle(page: Any, ready: Callable[[], Any] | None = None, timeout: float = LOAD_S, quiet: float = 2.0,
@@ -154,7 +147,7 @@ def settle(page: Any, ready: Callable[[], Any] | None = None, timeout: float = L
             is_busy, ok, problem = True, False, f"{type(exc).__name__}: {str(exc)[:300]}"
         if is_busy and on_busy is not None:
             on_busy()
-        if not is_busy and not ok and page.locator("[data-testid=stException]").count():
+        if not is_busy and not ok and _count(page, "[data-testid=stException]"):
             raise AssertionError(f"an exception while waiting for {what}:\n{page_errors(page)}")
         if ok:
             calm_since = calm_since if calm_since is not None else now
@@ -289,7 +282,7 @@ def screenshot(page: Any, name: str, readme: bool = False) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False, timeout=180_000)
-    if readme:
+    if readme and os.environ.get("FV_STUDIO_README_SHOTS") == "1":  # refresh the README's pictures
         README_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, README_SHOTS / f"{name}.png")
     return path

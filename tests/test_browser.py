@@ -12,7 +12,8 @@ the real default model. The tests:
   works, and both get complete results equal to the same computation done alone.
 
 Every page opened must show no exception box and no error alert. Screenshots of each page go
-to test-artifacts/screenshots/ (three are copied to assets/screenshots/ for the README).
+to test-artifacts/screenshots/; with FV_STUDIO_README_SHOTS=1, three of them are also copied
+to assets/screenshots/ (committed, shown in the README).
 Streamlit's rendering is slow in a GPU-less headless browser (circuitsvis renders its
 attention thumbnails in JavaScript on the CPU), hence the generous timeouts.
 """
@@ -327,16 +328,23 @@ def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out:
             choose(page, H.sidebar(page), "Task", task)
             H.settle(page, lambda: selected(page, H.sidebar(page), "Task") == task)
             set_slider(page, H.sidebar(page), "Shots (examples per prompt)", SHOTS)  # short prompts: quicker
+            waited: set[str] = set()  # where the app said "Waiting for the model" (the other user held it)
+
+            def note_wait(step: str):
+                def check() -> None:
+                    if any("Waiting for the model" in t for t in H.alerts(page, "Info")):
+                        waited.add(step)
+                return check
+
             barrier.wait(timeout=300)
-            waited = []
-            H.nav(page, "model_prompts", ready=lambda: H.frame_with(page, "query") is not None,
-                  on_busy=lambda: waited.append(1) if H.alerts(page, "Info") and any("Waiting for the model" in t for t in H.alerts(page, "Info")) else None)
+            start = time.monotonic()
+            H.nav(page, "model_prompts", ready=lambda: H.frame_with(page, "query") is not None, on_busy=note_wait("predict"))
+            out["predict_span"] = (start, time.monotonic())
             H.assert_clean(page, f"{task}: Model & prompts")
             frame = H.frame_with(page, "query")
             out["header"] = H.table_header(frame)
             out["rows"] = H.table_rows(frame)
             out["metrics"] = metrics(page)
-            out["waited_predict"] = bool(waited)
 
             # generate on Steer with the activation-addition vector, at the same time as the other user
             H.nav(page, "steer", ready=lambda: page.get_by_role("button", name="Generate").count() == 1)
@@ -351,8 +359,11 @@ def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out:
                 "coeff": form.locator("[data-testid=stNumberInput]").filter(has=page.get_by_text("Coefficient", exact=True)).locator("input").input_value(),
             }
             barrier.wait(timeout=300)
+            start = time.monotonic()
             form.get_by_role("button", name="Generate").click()
-            H.settle(page, lambda: page.locator(".fv-steer-text").count() == 2, what=f"{task}: the two generations")
+            H.settle(page, lambda: page.locator(".fv-steer-text").count() == 2, what=f"{task}: the two generations", on_busy=note_wait("generate"))
+            out["generate_span"] = (start, time.monotonic())
+            out["waited"] = sorted(waited)
             H.assert_clean(page, f"{task}: Steer (generated)")
             out["steer"] = steer_columns(page)
             H.screenshot(page, f"concurrent_{task}")
@@ -385,7 +396,11 @@ def test_two_users_at_once(app_url, app_data, browser):
     for task, out in outs.items():
         if "error" in out:
             raise AssertionError(f"user with task {task} failed: {out['error']!r}") from out["error"]
-    clock.lap("two users: predict and generate")
+    clock.lap("predict and generate at the same time")
+    for what in ("predict_span", "generate_span"):  # the two users' requests ran at the same time
+        (a0, a1), (b0, b1) = (out[what] for out in outs.values())
+        assert max(a0, b0) < min(a1, b1), f"{what}: the two users did not overlap"
+    print("  'Waiting for the model' seen by:", {task: out["waited"] for task, out in outs.items()})
 
     # the same computations done alone, in this process, must give what each user was shown
     from core.models import ModelSpec, load_model
