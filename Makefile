@@ -18,15 +18,16 @@ setup: $(STAMP)
 
 # Debian's Chromium for the browser tests (never `playwright install`: it downloads a browser)
 browser:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 run: setup
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-# The browser tests are not yet reliable on a loaded 2-core machine: run them with
-# `make test-browser` (they are deselected here so CI stays green; see README).
-test: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m "not browser"
+# every test: unit, default model, AppTest, memory cycles, and the browser tests (Chromium)
+test: setup browser
+	$(PY) -m pytest -q -p no:cacheprovider
 
 test-browser: setup browser
 	$(PY) -m pytest -q -p no:cacheprovider -m browser
@@ -36,6 +37,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -9,3 +9,11 @@ class UserInputError(ValueError):
 
 class ModelLoadError(UserInputError):
     """A model id or folder that cannot be loaded (offline, missing, unsupported)."""
+
+
+class Cancelled(Exception):
+    """A person stopped a running computation (the app's Cancel button): nothing is kept.
+
+    Raised from a progress callback; core code lets it through, so every ``with`` block
+    (traces, the model lock) unwinds and the shared model is left as it was.
+    """

@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
 from core import arch as A
 from core.attribution import Attribution, CleanStats, clean_stats, indirect_effects
 from core.errors import UserInputError
-from core.inference import Edit, Progress, _noop, encode, first_token_ids, last_token_scores
+from core.inference import Edit, Progress, _forward_kwargs, _noop, encode, first_token_ids, last_token_scores
 from core.models import LoadedModel
 from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
 from core.tasks import Task
@@ -54,20 +55,40 @@ def parse_head_list(text: str) -> list[tuple[int, int]]:
     return heads
 
 
+def _one_token_batch(lm: LoadedModel, n_rows: int) -> dict[str, torch.Tensor]:
+    """Inputs of a forward whose activations are overwritten: one token per row."""
+    tok = lm.tokenizer.bos_token_id
+    tok = tok if tok is not None else (lm.tokenizer.eos_token_id or 0)
+    ids = torch.full((n_rows, 1), int(tok), dtype=torch.long)
+    return {"input_ids": ids.to(lm.device), "attention_mask": torch.ones_like(ids).to(lm.device)}
+
+
 def function_vector_values(
     lm: LoadedModel, mean_heads: torch.Tensor, heads: Sequence[tuple[int, int]]
 ) -> torch.Tensor:
-    """``[d_model]``: sum of the chosen heads' mean contributions to the residual stream."""
+    """``[d_model]``: sum of the chosen heads' mean contributions to the residual stream.
+
+    A head's contribution is the out-projection applied to its mean output with every other
+    head's slice zero (its write plus the projection's bias, as in Todd et al.). Computed in
+    one traced forward of one-token rows, row ``i`` carrying head ``i``'s input to the
+    out-projection of its layer, so it runs wherever the model does (NDIF included): no
+    weights are read on this machine.
+    """
     heads = check_heads(lm, heads)
-    lm.require_local("Building a function vector")
-    out = torch.zeros(lm.arch.d_model)
-    with torch.no_grad():
-        for l, h in heads:
-            out += A.head_contribution(lm.arch, lm.hf, l, h, mean_heads[l, h].to(lm.device)).float().cpu()
-            bias = A.out_proj_bias(lm.arch, lm.hf, l)
-            if bias is not None:
-                out += bias.detach().float().cpu()
-    return out
+    arch, d = lm.arch, lm.arch.d_head
+    layers = sorted({l for l, _ in heads})
+    z = {l: torch.zeros(len(heads), 1, arch.n_heads * d) for l in layers}  # [rows, pos, n_heads * d_head]
+    for i, (l, h) in enumerate(heads):
+        z[l][i, 0, h * d : (h + 1) * d] = mean_heads[l, h].float()
+    dtype = next(lm.hf.parameters()).dtype
+    saved: dict[int, Any] = {}
+    with lm.locked(), torch.no_grad():
+        with lm.trace(**_one_token_batch(lm, len(heads)), **_forward_kwargs(lm)):
+            for l in layers:  # execution order
+                proj = A.out_proj(arch, lm.nn, l)
+                proj.input = z[l].to(lm.device, dtype)
+                saved[l] = proj.output[:, -1].save()  # [rows, d_model]
+    return sum(saved[l][i].float().cpu() for i, (l, _) in enumerate(heads))
 
 
 def accuracy_sweep(
@@ -79,26 +100,44 @@ def accuracy_sweep(
     progress: Progress = _noop,
 ) -> tuple[float, list[float]]:
     """Top-1 accuracy without edits, and with each ``(layer, vector)`` added at the last token."""
+    acc, _ = _sweep(lm, prompts, targets, vectors, coeff, progress)
+    return acc[0], acc[1:]
+
+
+def _sweep(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    vectors: Sequence[tuple[int, torch.Tensor]],
+    coeff: float,
+    progress: Progress,
+) -> tuple[list[float], list[float]]:
+    """``(accuracy, mean log-prob of the target)`` per group: none first, then each vector."""
     enc = encode(lm, prompts)
     tgt = first_token_ids(lm, targets)
     groups = [[]] + [[Edit(layer=l, site="resid", value=v * coeff, add=True)] for l, v in vectors]
     scores = last_token_scores(lm, enc, tgt, groups, progress=progress)
-    acc = (scores.top1 == tgt[None]).float().mean(1).tolist()
-    return acc[0], acc[1:]
+    return (scores.top1 == tgt[None]).float().mean(1).tolist(), scores.logprob.mean(1).tolist()
 
 
 def decode(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tuple[str, float]]:
-    """Tokens a vector promotes: final norm then unembedding, top-k logits."""
-    lm.require_local("Decoding a vector")
+    """Tokens a vector promotes: final norm then unembedding, top-k logits.
+
+    ``values``: ``[d_model]``, or ``[n_pos, d_model]`` (averaged over positions). One traced
+    forward of a one-token input whose final-norm input is replaced by the vector, so it runs
+    wherever the model does (NDIF included).
+    """
     v = values.float()
     if v.dim() == 2:
         v = v.mean(0)
-    with torch.no_grad():
-        norm = A.final_norm(lm.arch, lm.hf)
-        unembed = A.unembed(lm.arch, lm.hf)
-        p = next(unembed.parameters())
-        logits = unembed(norm(v.to(p.device, p.dtype)[None, None]))[0, 0].float()
-    vals, ids = logits.topk(k)
+    if v.shape != (lm.arch.d_model,):
+        raise UserInputError(f"A vector of width {v.shape[-1]} cannot be decoded by a model of width {lm.arch.d_model}.")
+    dtype = next(lm.hf.parameters()).dtype
+    with lm.locked(), torch.no_grad():
+        with lm.trace(**_one_token_batch(lm, 1), **_forward_kwargs(lm)):
+            A.final_norm(lm.arch, lm.nn).input = v.to(lm.device, dtype)[None, None]  # [1, 1, d_model]
+            logits = A.unembed(lm.arch, lm.nn).output[0, -1].save()  # [d_vocab]
+    vals, ids = logits.float().cpu().topk(k)
     return [(lm.tokenizer.decode([int(i)]), float(x)) for x, i in zip(vals, ids)]
 
 
@@ -196,7 +235,8 @@ def evaluate(
 ) -> FVReport:
     """The function-vector report: layer sweep, chosen layer, shuffled prompts, heads curve,
     h-vector sweep, decoding. Evaluation queries come from the test split; with
-    ``layer="auto"`` the layer is chosen on the valid split."""
+    ``layer="auto"`` the layer is chosen on the valid split (best accuracy, then best mean
+    log-probability of the answer)."""
     t0 = time.perf_counter()
     heads = check_heads(lm, heads)
     n_layers = lm.arch.n_layers
@@ -211,8 +251,11 @@ def evaluate(
     valid_by_layer: list[float] = []
     if layer == "auto":
         valid = build_prompts(splits.valid, splits.train, wb.settings, n_prompts=min(n_eval, len(splits.valid)))
-        _, valid_by_layer = accuracy_sweep(lm, valid.zero_shot, valid.targets, per_layer, coeff, step(0, 0.2))
-        layer = int(torch.tensor(valid_by_layer).argmax())
+        acc, logprob = _sweep(lm, valid.zero_shot, valid.targets, per_layer, coeff, step(0, 0.2))
+        valid_by_layer = acc[1:]
+        # ties in accuracy (common with a few validation queries, e.g. all 0) go to the layer
+        # that raises the answer's log-probability most, not to the first layer
+        layer = max(range(n_layers), key=lambda l: (valid_by_layer[l], logprob[1 + l]))
     else:
         layer = int(layer)
         if not 0 <= layer < n_layers:

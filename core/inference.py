@@ -11,7 +11,6 @@ prompt for every group; it is the reference, and the path used for remote (NDIF)
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 

@@ -20,6 +20,8 @@ MAX_TEMPERATURE = 10.0  # sampling temperature
 MAX_REPETITION_PENALTY = 10.0
 MAX_SWEEP_CELLS = 100  # layers x coefficients in one steering sweep
 MAX_SWEEP_LAYERS = 30  # one generate call per layer
+MAX_CACHED_RESULTS = 48  # results kept for all users of one app (least recently used go first)
+MAX_CACHE_MB = 512  # the same results' tensors, in total
 
 
 def as_table() -> list[tuple[str, str]]:
@@ -40,4 +42,5 @@ def as_table() -> list[tuple[str, str]]:
         ("sampling temperature", str(MAX_TEMPERATURE)),
         ("repetition penalty", str(MAX_REPETITION_PENALTY)),
         ("steering sweep cells (layers x coefficients)", str(MAX_SWEEP_CELLS)),
+        ("results kept in memory (all users)", f"{MAX_CACHED_RESULTS} or {MAX_CACHE_MB} MiB"),
     ]

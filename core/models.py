@@ -193,8 +193,20 @@ def load_model(spec: ModelSpec = ModelSpec(), progress: Callable[[str], None] | 
     if device == "auto":
         kwargs["device_map"] = "auto"
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        hf = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        try:  # a local folder or the Hugging Face cache: no network
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            hf = AutoModelForCausalLM.from_pretrained(source, local_files_only=True, **kwargs)
+        except (OSError, ValueError, KeyError):
+            if not Path(source).is_dir() and not _hub_reachable():  # fail now, not after a minute of retries
+                raise ModelLoadError(
+                    f"Could not load model '{model_id}': it is not a local folder, not in the Hugging Face "
+                    f"cache, and {_hub_host()} cannot be reached from this machine. Download it where "
+                    "there is internet (it is then cached), or give the path of a folder with the model."
+                ) from None
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            hf = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except ModelLoadError:
+        raise
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
@@ -208,6 +220,39 @@ def load_model(spec: ModelSpec = ModelSpec(), progress: Callable[[str], None] | 
     nn = TransformersModel(hf, tokenizer=tokenizer)
     # the wrapper sets left padding and pad = eos; we tokenize with the same tokenizer
     return LoadedModel(spec=spec, nn=nn, hf=hf, tokenizer=nn.tokenizer, arch=arch)
+
+
+HUB_PROBE_S = 3.0  # seconds to wait for a TCP connection to the hub before calling it unreachable
+
+
+def _hub_host() -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+
+
+def _hub_reachable() -> bool:
+    """Whether a download can even start: offline mode off and the hub answers a TCP connect.
+
+    Without this, a missing model on a machine without internet costs a minute of
+    retries. Behind a proxy the direct connect says nothing, so the download is tried.
+    """
+    import socket
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    from urllib.parse import urlparse
+
+    port = 80 if urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).scheme == "http" else 443
+    try:
+        socket.create_connection((_hub_host(), port), timeout=HUB_PROBE_S).close()
+        return True
+    except OSError:
+        return False
 
 
 def _load_remote(spec: ModelSpec) -> LoadedModel:

@@ -134,9 +134,8 @@ def parse_lines(text: str, name: str = "custom") -> Task:
     return validate(name, rows, "Your own examples", where)
 
 
-def parse_file(data: bytes, filename: str, name: str | None = None) -> Task:
-    """An uploaded task: JSON (list of {input, output}), CSV with input,output columns, or lines."""
-    name = name or Path(filename).stem or "uploaded"
+def upload_text(data: bytes, filename: str) -> str:
+    """An uploaded file as text: within the size limit, UTF-8 (a BOM is dropped), not binary."""
     if len(data) > limits.MAX_UPLOAD_BYTES:
         raise UserInputError(
             f"{filename} is {len(data) // 1024} KiB; the limit is {limits.MAX_UPLOAD_BYTES // 1024} KiB."
@@ -151,6 +150,26 @@ def parse_file(data: bytes, filename: str, name: str | None = None) -> Task:
         ) from None
     if "\x00" in text:
         raise UserInputError(f"{filename} looks like a binary file, not JSON, CSV or text.")
+    return text
+
+
+def json_list(text: str, filename: str, of_what: str) -> list:
+    """A JSON list, or the list under a top-level ``"pairs"`` key."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{filename}: invalid JSON at line {exc.lineno}: {exc.msg}.") from None
+    if isinstance(data, dict) and "pairs" in data:
+        data = data["pairs"]
+    if not isinstance(data, list):
+        raise UserInputError(f"{filename}: expected a JSON list of {of_what}.")
+    return data
+
+
+def parse_file(data: bytes, filename: str, name: str | None = None) -> Task:
+    """An uploaded task: JSON (list of {input, output}), CSV with input,output columns, or lines."""
+    name = name or Path(filename).stem or "uploaded"
+    text = upload_text(data, filename)
     suffix = Path(filename).suffix.lower()
     if suffix == ".json" or text.lstrip().startswith(("[", "{")):
         return _parse_json(text, filename, name)
@@ -160,14 +179,7 @@ def parse_file(data: bytes, filename: str, name: str | None = None) -> Task:
 
 
 def _parse_json(text: str, filename: str, name: str) -> Task:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"{filename}: invalid JSON at line {exc.lineno}: {exc.msg}.") from None
-    if isinstance(data, dict) and "pairs" in data:
-        data = data["pairs"]
-    if not isinstance(data, list):
-        raise UserInputError(f"{filename}: expected a JSON list of {{\"input\": ..., \"output\": ...}} objects.")
+    data = json_list(text, filename, '{"input": ..., "output": ...} objects')
     rows = []
     for i, item in enumerate(data, start=1):
         if not isinstance(item, dict) or "input" not in item or "output" not in item:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import compute, state
 
 st.set_page_config(page_title="FV Studio", page_icon=":material/explore:", layout="wide")
 state.init()
+compute.begin_script_run()
 
 PAGES = [
     st.Page("../pages/model_prompts.py", title="Model & prompts", icon=":material/text_fields:", default=True),

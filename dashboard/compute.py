@@ -19,7 +19,8 @@ from typing import Any
 import streamlit as st
 
 from core import fv as fv_mod
-from core.errors import UserInputError
+from core import limits
+from core.errors import Cancelled, UserInputError
 from core.models import MODEL_LOCK, LoadedModel, ModelSpec, load_model
 from core.prompts import PromptSettings
 from core.tasks import Task
@@ -48,11 +49,18 @@ def _secret(name: str) -> str | None:
 
 @contextlib.contextmanager
 def model_turn() -> Iterator[None]:
-    """Wait for the shared model with a visible message if another user holds it."""
+    """Wait for the shared model with a visible message if another user holds it.
+
+    The wait polls, touching the message each time, so a Cancel or Stop (or a widget change)
+    during the wait ends it at once instead of after the other user's computation.
+    """
     note = None
-    if not MODEL_LOCK.acquire(blocking=False):
-        note = st.info("Waiting for the model: another user's computation is running...")
-        MODEL_LOCK.acquire()
+    waited = 0.0
+    while not MODEL_LOCK.acquire(timeout=WAIT_POLL_S):
+        waited += WAIT_POLL_S
+        if note is None:
+            note = st.empty()
+        note.info(f"Waiting for the model: another user's computation is running ({waited:.0f} s)...")
     try:
         if note is not None:
             note.empty()
@@ -61,28 +69,74 @@ def model_turn() -> Iterator[None]:
         MODEL_LOCK.release()
 
 
+WAIT_POLL_S = 1.0
+CANCELLED = "_cancelled"  # session key: label of the computation cancelled by the last click
+CANCELLED_NOW = "_cancelled_now"  # the same, for the script run that follows the click only
+
+
+def begin_script_run() -> None:
+    """Called first in every script run (app.py): a cancel is reported in the run right after it."""
+    st.session_state[CANCELLED_NOW] = st.session_state.pop(CANCELLED, None)
+    st.session_state["_cancel_keys"] = []
+
+
+def _cancel_key(label: str) -> str:
+    used = st.session_state.setdefault("_cancel_keys", [])
+    key, n = f"_cancel_{label}", 1
+    while key in used:
+        n += 1
+        key = f"_cancel_{label}_{n}"
+    used.append(key)
+    return key
+
+
 class Progress:
-    """A Streamlit progress bar as a core progress callback."""
+    """A Streamlit progress bar as a core progress callback, with a Cancel button.
+
+    Both are drawn on the script thread when the computation starts (Streamlit cannot draw a
+    widget from nnsight's worker thread). Clicking Cancel asks Streamlit for a rerun;
+    Streamlit ends this run at the next progress update on the script thread, and a report
+    from nnsight's worker thread raises core.errors.Cancelled when it sees the request. The
+    next run says what was cancelled.
+    """
 
     def __init__(self, label: str):
         self.label = label
-        self.bar = st.progress(0.0, text=label)
+        self.holder = st.empty()
+        with self.holder.container():
+            self.bar = st.progress(0.0, text=label)
+            st.button("Cancel", key=_cancel_key(label), icon=":material/cancel:", on_click=_mark_cancelled, args=(label,))
 
     def __call__(self, fraction: float, message: str) -> None:
         self.bar.progress(min(max(fraction, 0.0), 1.0), text=f"{self.label} ({message})")
 
     def done(self) -> None:
-        self.bar.empty()
+        self.holder.empty()
+
+
+def _mark_cancelled(label: str) -> None:
+    st.session_state[CANCELLED] = label
 
 
 def run(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a computation with a progress bar and the model lock; None after showing an error."""
+    """Run a computation with a progress bar, a Cancel button and the model lock.
+
+    Returns None after showing an error, or when this computation was cancelled by the click
+    that started this script run (it then offers to run it again).
+    """
+    if st.session_state.get(CANCELLED_NOW) == label:
+        st.warning(f"Cancelled: {label}. Nothing from it was kept.")
+        st.button("Run it again", key=f"_again_{label}", icon=":material/replay:")
+        return None
     bar = Progress(label)
     try:
         with model_turn():
             return fn(*args, _progress=bar, **kwargs)
     except UserInputError as exc:
         st.error(str(exc))
+        return None
+    except Cancelled:
+        # raised on nnsight's worker thread; the rerun the click asked for follows at once
         return None
     finally:
         bar.done()
@@ -91,27 +145,60 @@ def run(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 # ---- cached results --------------------------------------------------------------------
 # A bounded LRU shared by all sessions, keyed on (what, model spec, task, settings, params).
 # Not st.cache_*: those replay elements created inside, and the progress bar is created outside.
+# Bounded by count and by the bytes of the tensors the results hold (core.limits).
 
-MAX_RESULTS = 48
+
+def nbytes(value: Any, _seen: set[int] | None = None) -> int:
+    """Approximate memory held by a result: its tensors and arrays (shared ones counted once)
+    plus strings; other leaves count a nominal 64 bytes."""
+    import numpy as np
+    import torch
+
+    seen = _seen if _seen is not None else set()
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(nbytes(k, seen) + nbytes(v, seen) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sum(nbytes(v, seen) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(nbytes(getattr(value, f.name), seen) for f in dataclasses.fields(value))
+    if hasattr(value, "__dict__"):
+        return sum(nbytes(v, seen) for v in vars(value).values())
+    return 64
 
 
 class _Store:
-    def __init__(self, size: int):
-        self.size = size
-        self.data: OrderedDict = OrderedDict()
+    def __init__(self, max_entries: int, max_bytes: int):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.data: OrderedDict = OrderedDict()  # key -> (value, bytes)
         self.lock = threading.Lock()
 
     def get(self, key: tuple, make: Callable[[], Any]) -> Any:
         with self.lock:
             if key in self.data:
                 self.data.move_to_end(key)
-                return self.data[key]
+                return self.data[key][0]
         value = make()
+        size = nbytes(value)
         with self.lock:
-            self.data[key] = value
-            while len(self.data) > self.size:
+            self.data[key] = (value, size)
+            self.data.move_to_end(key)
+            # the newest result always stays (the page is about to show it)
+            while len(self.data) > 1 and (len(self.data) > self.max_entries or self.bytes > self.max_bytes):
                 self.data.popitem(last=False)
         return value
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size in self.data.values())
 
     def __len__(self) -> int:
         return len(self.data)
@@ -119,7 +206,7 @@ class _Store:
 
 @st.cache_resource
 def store() -> _Store:
-    return _Store(MAX_RESULTS)
+    return _Store(limits.MAX_CACHED_RESULTS, limits.MAX_CACHE_MB * 1024 * 1024)
 
 
 def _quiet(fraction: float, message: str) -> None:
@@ -210,6 +297,8 @@ def _from_any_thread(progress: Callable[[float, str], None] | None) -> Callable[
     owner = get_script_run_ctx(suppress_warning=True)
 
     def call(fraction: float, message: str) -> None:
+        if _interrupt_requested(owner):
+            raise Cancelled("cancelled from the page")
         try:
             if owner is not None and get_script_run_ctx(suppress_warning=True) is not owner:
                 add_script_run_ctx(threading.current_thread(), owner)
@@ -218,6 +307,17 @@ def _from_any_thread(progress: Callable[[float, str], None] | None) -> Callable[
             pass
 
     return call
+
+
+def _interrupt_requested(ctx: Any) -> bool:
+    """Whether the session of ``ctx`` has asked to stop or rerun its script (Cancel, Stop, a click).
+
+    Streamlit acts on such a request only on the script's own thread; a computation on
+    nnsight's worker thread asks here. (Reads ScriptRequests' state, which has no public getter.)
+    """
+    requests = getattr(ctx, "script_requests", None)
+    state = getattr(requests, "_state", None)
+    return getattr(state, "name", "") in ("STOP", "RERUN")
 
 
 def digest(values: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -10,6 +11,30 @@ from core.models import DEFAULT_MODEL
 from core.prompts import DEFAULT_TEMPLATE
 
 DEFAULT_TYPED = "hot -> cold\nbig -> small\nfast -> slow\nhappy -> sad\nup -> down"
+
+# option labels that are also stored values
+STEER_LAST, STEER_PROMPT = "every step at the last position", "at the prompt's first positions"
+GREEDY, SAMPLING = "greedy", "sampling"
+PAIRS_TYPED, PAIRS_UPLOAD = "Type pairs", "Upload a file"
+DEFAULT_PAIRS = "\n".join(
+    [
+        "I love spending time with you. | I hate spending time with you.",
+        "What a wonderful day this is! | What a terrible day this is!",
+        "This film made me so happy. | This film made me so angry.",
+        "You are my best friend. | You are my worst enemy.",
+        "The food here is delicious. | The food here is disgusting.",
+        "I feel great about the future. | I feel awful about the future.",
+    ]
+)
+SWEEP_DEFAULTS: dict[str, Any] = {
+    "prompt": "I hate you because",
+    "layers": None,  # set from the vector's layer
+    "coeffs": "1, 4, 8",
+    "max_new": 12,
+    "target": "love",
+    "keywords": "love, happy, wonderful, beautiful, kind",
+    "run": False,
+}
 
 DEFAULTS: dict[str, Any] = {
     # model
@@ -36,6 +61,41 @@ DEFAULTS: dict[str, Any] = {
     "fv_coeff": 1.0,
     # vectors made in this session, by name (core.vectors.Vector)
     "session_vectors": {},
+    # Steer (form fields are copied into these on submit, so they survive page switches)
+    "steer_prompts": "When you think of Netherlands, you usually think of",
+    "steer_vector": None,
+    "steer_vector_for": None,  # the vector the layer and mode below were set for
+    "steer_layer": 0,
+    "steer_coeff": 4.0,
+    "steer_mode": STEER_LAST,
+    "steer_decoding": GREEDY,
+    "steer_temperature": 1.0,
+    "steer_top_p": 0.95,
+    "steer_rep_penalty": 1.0,
+    "steer_samples": 1,
+    "steer_max_new": 30,
+    "steer_seed": 0,
+    "steer_request": None,  # the vector of the last Generate; its settings are the keys above
+    # Steering vectors: activation addition (sv_a_*) and CAA (sv_c_*)
+    "sv_a_positive": "Love",
+    "sv_a_negative": "Hate",
+    "sv_a_layer": 6,
+    "sv_a_coeff": 5.0,
+    "sv_a_built": False,
+    "sv_c_source": PAIRS_TYPED,
+    "sv_c_text": DEFAULT_PAIRS,
+    "sv_c_pairs": None,  # the pairs of the last build (typed or uploaded)
+    "sv_c_layer": None,
+    # ... and the sweep of each (keys "sv_a_sweep_<name>", "sv_c_sweep_<name>")
+    **{f"{p}_{name}": value for p in ("sv_a_sweep", "sv_c_sweep") for name, value in SWEEP_DEFAULTS.items()},
+    # Vector library
+    "lib_inspect": None,
+    "lib_compare": None,
+    "lib_flash": None,  # a message shown after a rerun
+    # the Cancel button (dashboard.compute)
+    "_cancelled": None,
+    "_cancelled_now": None,
+    "_cancel_keys": [],  # Cancel button keys drawn in this script run
 }
 
 
@@ -52,6 +112,27 @@ def get(key: str) -> Any:
 
 def set(key: str, value: Any) -> None:  # noqa: A001 - mirrors get
     st.session_state[key] = value
+
+
+def form_field(container: Any, widget: str, label: str, *args: Any, key: str, **kwargs: Any) -> Any:
+    """A widget inside an ``st.form`` seeded from the persistent ``key``; :func:`committer`
+    copies it back on submit (a form's widgets report nothing until then)."""
+    init()
+    st.session_state[f"_w_{key}"] = st.session_state[key]
+    return getattr(container, widget)(label, *args, key=f"_w_{key}", **kwargs)
+
+
+def committer(keys: list[str], flag: str | None = None) -> Callable[[], None]:
+    """An ``on_click`` for a form's submit button: copy ``keys`` back, then set ``flag``."""
+
+    def commit() -> None:
+        for key in keys:
+            if f"_w_{key}" in st.session_state:
+                st.session_state[key] = st.session_state[f"_w_{key}"]
+        if flag:
+            st.session_state[flag] = True
+
+    return commit
 
 
 def bound(container: Any, widget: str, label: str, *args: Any, key: str, **kwargs: Any) -> Any:

@@ -75,4 +75,4 @@ if widgets.require(ctx):
                 prompt = wb.prompts.clean[0]
                 att = compute.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, l, lm))
                 if att is not None:
-                    circuits.show_attention(att[0], att[1], head=h, height=520)
+                    circuits.show_attention(att[0], att[1], head=h)

@@ -14,39 +14,16 @@ from core.steer import MAX_REPETITION_PENALTY, MAX_TEMPERATURE, Decoding, export
 from core.vectors import to_bytes
 from dashboard import compute, figures, state, widgets
 
-MODES = {"every step at the last position": "last", "at the prompt's first positions": "prompt"}
-LAST, PROMPT = list(MODES)
-GREEDY, SAMPLING = "greedy", "sampling"
-# this page's persistent keys (form widgets copy into them on submit, so they survive page switches)
-DEFAULTS = {
-    "steer_prompts": "When you think of Netherlands, you usually think of",
-    "steer_vector": None,
-    "steer_vector_for": None,  # the vector the layer and mode below were set for
-    "steer_layer": 0,
-    "steer_coeff": 4.0,
-    "steer_mode": LAST,
-    "steer_decoding": GREEDY,
-    "steer_temperature": 1.0,
-    "steer_top_p": 0.95,
-    "steer_rep_penalty": 1.0,
-    "steer_samples": 1,
-    "steer_max_new": 30,
-    "steer_seed": 0,
-    "steer_request": None,  # the vector of the last Generate; its settings are the keys above
-}
-FORM_KEYS = [k for k in DEFAULTS if k not in ("steer_vector", "steer_vector_for", "steer_request")]
-
-
-def _field(container, widget: str, label: str, *args, key: str, **kwargs):
-    """A form widget seeded from the persistent ``key`` (copied back by ``_commit`` on submit)."""
-    st.session_state[f"_w_{key}"] = st.session_state[key]
-    return getattr(container, widget)(label, *args, key=f"_w_{key}", **kwargs)
+MODES = {state.STEER_LAST: "last", state.STEER_PROMPT: "prompt"}
+LAST, PROMPT = state.STEER_LAST, state.STEER_PROMPT
+GREEDY, SAMPLING = state.GREEDY, state.SAMPLING
+# the form's fields (copied into their persistent keys when Generate is pressed)
+FORM_KEYS = [k for k in state.DEFAULTS if k.startswith("steer_") and k not in ("steer_vector", "steer_vector_for", "steer_request")]
+_field = state.form_field
 
 
 def _commit() -> None:
-    for key in FORM_KEYS:
-        if f"_w_{key}" in st.session_state:
-            st.session_state[key] = st.session_state[f"_w_{key}"]
+    state.committer(FORM_KEYS)()
     st.session_state["steer_request"] = st.session_state["steer_vector"]
 
 
@@ -93,8 +70,6 @@ widgets.explain(
     f"{widgets.PAPERS['fv']}; {widgets.PAPERS['actadd']}; {widgets.PAPERS['caa']}."
 )
 ctx = widgets.sidebar()
-for key, value in DEFAULTS.items():
-    st.session_state.setdefault(key, value)
 
 if widgets.require(ctx, task=False):
     lm = ctx.lm

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,142 +11,12 @@ import streamlit as st
 
 from core import limits
 from core.errors import UserInputError
+from core.pairs import parse_pairs, parse_pairs_file
 from core.vectors import Library, Vector, check_name, default_library_dir
 from dashboard import compute, figures, state, widgets
 
-TYPED, UPLOAD = "Type pairs", "Upload a file"
-DEFAULT_PAIRS = "\n".join(
-    [
-        "I love spending time with you. | I hate spending time with you.",
-        "What a wonderful day this is! | What a terrible day this is!",
-        "This film made me so happy. | This film made me so angry.",
-        "You are my best friend. | You are my worst enemy.",
-        "The food here is delicious. | The food here is disgusting.",
-        "I feel great about the future. | I feel awful about the future.",
-    ]
-)
-# this page's persistent keys (form widgets copy into them on submit, so they survive page switches)
-DEFAULTS: dict[str, Any] = {
-    "sv_a_positive": "Love",
-    "sv_a_negative": "Hate",
-    "sv_a_layer": 6,
-    "sv_a_coeff": 5.0,
-    "sv_a_built": False,
-    "sv_c_source": TYPED,
-    "sv_c_text": DEFAULT_PAIRS,
-    "sv_c_pairs": None,  # the pairs of the last build (typed or uploaded)
-    "sv_c_layer": None,
-}
-SWEEP_DEFAULTS: dict[str, Any] = {
-    "prompt": "I hate you because",
-    "layers": None,  # set from the vector's layer
-    "coeffs": "1, 4, 8",
-    "max_new": 12,
-    "target": "love",
-    "keywords": "love, happy, wonderful, beautiful, kind",
-    "run": False,
-}
-
-
-def _field(container, widget: str, label: str, *args, key: str, **kwargs):
-    """A form widget seeded from the persistent ``key`` (copied back by ``_commit`` on submit)."""
-    st.session_state[f"_w_{key}"] = st.session_state[key]
-    return getattr(container, widget)(label, *args, key=f"_w_{key}", **kwargs)
-
-
-def _commit(keys: list[str], flag: str | None = None) -> Callable[[], None]:
-    def commit() -> None:
-        for key in keys:
-            if f"_w_{key}" in st.session_state:
-                st.session_state[key] = st.session_state[f"_w_{key}"]
-        if flag:
-            st.session_state[flag] = True
-
-    return commit
-
-
-# ---- contrastive pairs from text or a file ---------------------------------------------------
-
-
-def _check_pair(pos: str, neg: str, where: str) -> tuple[str, str]:
-    pos, neg = pos.strip(), neg.strip()
-    if not pos or not neg:
-        raise UserInputError(f"{where}: the {'positive' if not pos else 'negative'} text is empty.")
-    for what, text in (("positive", pos), ("negative", neg)):
-        if len(text) > limits.MAX_PROMPT_CHARS:
-            raise UserInputError(f"{where}: the {what} text has {len(text)} characters (the limit is {limits.MAX_PROMPT_CHARS}).")
-    return pos, neg
-
-
-def _checked(pairs: list[tuple[str, str]], source: str) -> list[tuple[str, str]]:
-    if not pairs:
-        raise UserInputError(f"{source}: no pairs found. Write one pair per line as `positive | negative`.")
-    if len(pairs) > limits.MAX_CAA_PAIRS:
-        raise UserInputError(f"{source}: {len(pairs)} pairs is too many (the limit is {limits.MAX_CAA_PAIRS}).")
-    return pairs
-
-
-def parse_pairs(text: str, source: str = "Pairs") -> list[tuple[str, str]]:
-    """One pair per line, ``positive | negative``; blank lines and ``#`` comments are skipped."""
-    pairs = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if "|" not in line:
-            raise UserInputError(f"{source}, line {i} ('{line.strip()[:40]}') has no '|': write it as `positive | negative`.")
-        pos, neg = line.split("|", 1)
-        pairs.append(_check_pair(pos, neg, f"{source}, line {i}"))
-        if len(pairs) > limits.MAX_CAA_PAIRS:
-            break
-    return _checked(pairs, source)
-
-
-def parse_pairs_file(data: bytes, filename: str) -> list[tuple[str, str]]:
-    """CSV with ``positive,negative`` columns, JSON (a list of ``{"positive", "negative"}`` or of
-    ``[positive, negative]``), or text lines ``positive | negative``."""
-    if len(data) > limits.MAX_UPLOAD_BYTES:
-        raise UserInputError(f"{filename} is {len(data) // 1024} KiB; the limit is {limits.MAX_UPLOAD_BYTES // 1024} KiB.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserInputError(f"{filename} is not UTF-8 text (byte {exc.start} cannot be decoded): save it as UTF-8 CSV, JSON or text.") from None
-    if "\x00" in text:
-        raise UserInputError(f"{filename} looks like a binary file, not CSV, JSON or text.")
-    suffix = Path(filename).suffix.lower()
-    if suffix == ".json" or text.lstrip().startswith(("[", "{")):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserInputError(f"{filename}: invalid JSON at line {exc.lineno}: {exc.msg}.") from None
-        if isinstance(items, dict) and "pairs" in items:
-            items = items["pairs"]
-        if not isinstance(items, list):
-            raise UserInputError(f'{filename}: expected a JSON list of {{"positive": ..., "negative": ...}} objects.')
-        pairs = []
-        for i, item in enumerate(items[: limits.MAX_CAA_PAIRS + 1], start=1):
-            if isinstance(item, dict) and {"positive", "negative"} <= set(item):
-                pos, neg = item["positive"], item["negative"]
-            elif isinstance(item, (list, tuple)) and len(item) == 2:
-                pos, neg = item
-            else:
-                raise UserInputError(f'{filename}: item {i} is neither {{"positive": ..., "negative": ...}} nor [positive, negative].')
-            if not isinstance(pos, str) or not isinstance(neg, str):
-                raise UserInputError(f"{filename}: item {i} has a positive or negative that is not text.")
-            pairs.append(_check_pair(pos, neg, f"{filename}, item {i}"))
-        return _checked(pairs, filename)
-    if suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
-        if "positive" not in fields or "negative" not in fields:
-            raise UserInputError(f"{filename}: a CSV needs a header with 'positive' and 'negative' columns (found: {', '.join(fields) or 'none'}).")
-        reader.fieldnames = fields
-        pairs = []
-        for i, row in enumerate(reader, start=2):
-            pairs.append(_check_pair(row.get("positive") or "", row.get("negative") or "", f"{filename}, line {i}"))
-            if len(pairs) > limits.MAX_CAA_PAIRS:
-                break
-        return _checked(pairs, filename)
-    return parse_pairs(text, filename)
+TYPED, UPLOAD = state.PAIRS_TYPED, state.PAIRS_UPLOAD
+_field, _commit = state.form_field, state.committer
 
 
 # ---- shared: sweep, relative norms, save ------------------------------------------------------
@@ -184,8 +50,6 @@ def sweep_and_save(ctx: widgets.Context, vec: Vector, values_at: Callable[[int],
     """
     lm = ctx.lm
     n_layers = lm.arch.n_layers
-    for name, value in SWEEP_DEFAULTS.items():
-        st.session_state.setdefault(f"{p}_{name}", value)
     if not st.session_state[f"{p}_layers"] or any(l >= n_layers for l in st.session_state[f"{p}_layers"]):
         st.session_state[f"{p}_layers"] = sorted({max(0, vec.layer - 3), vec.layer, min(n_layers - 1, vec.layer + 3)})
 
@@ -276,8 +140,6 @@ widgets.explain(
     f"{widgets.PAPERS['actadd']}; {widgets.PAPERS['caa']}."
 )
 ctx = widgets.sidebar()
-for key, value in DEFAULTS.items():
-    st.session_state.setdefault(key, value)
 
 if widgets.require(ctx, task=False):
     lm = ctx.lm
@@ -315,7 +177,7 @@ if widgets.require(ctx, task=False):
                     }
                 )
                 st.dataframe(table, hide_index=True, width="stretch", key="sv_a_tokens")
-                norms = _norms(ctx, S["sv_a_sweep_prompt"] if "sv_a_sweep_prompt" in S else SWEEP_DEFAULTS["prompt"])
+                norms = _norms(ctx, S["sv_a_sweep_prompt"])
                 v_norm = float(values.norm(dim=-1).mean())
                 msg = f"Vector: {values.shape[0]} positions x {values.shape[1]}, mean norm per position {v_norm:.1f}."
                 if norms:
@@ -358,7 +220,7 @@ if widgets.require(ctx, task=False):
                 st.caption(f"{len(pairs)} pairs; first: {pairs[0][0]!r} vs {pairs[0][1]!r}.".replace("`", "'"))
                 if S["sv_c_layer"] is None or S["sv_c_layer"] >= lm.arch.n_layers:
                     S["sv_c_layer"] = round(0.4 * (lm.arch.n_layers - 1))
-                norms = _norms(ctx, S.get("sv_c_sweep_prompt", SWEEP_DEFAULTS["prompt"]))
+                norms = _norms(ctx, S["sv_c_sweep_prompt"])
                 v_norms = caa.norm(dim=-1).tolist()
                 layer = state.bound(st, "slider", "Layer of the vector", 0, lm.arch.n_layers - 1, key="sv_c_layer")
                 left, right = st.columns(2)

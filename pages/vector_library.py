@@ -14,7 +14,6 @@ from core.steer import export_script
 from core.vectors import Library, Vector, check_name, combine, cosine_matrix, default_library_dir, from_bytes, to_bytes
 from dashboard import compute, figures, state, widgets
 
-DEFAULTS = {"lib_inspect": None, "lib_compare": None, "lib_flash": None}  # lib_flash: a message shown after a rerun
 
 
 def _summary(vec: Vector) -> str:
@@ -72,8 +71,6 @@ widgets.explain(
     f"{widgets.PAPERS['fv']}; {widgets.PAPERS['actadd']}; {widgets.PAPERS['caa']}."
 )
 ctx = widgets.sidebar()
-for key, value in DEFAULTS.items():
-    st.session_state.setdefault(key, value)
 
 if widgets.require(ctx, task=False):
     lm = ctx.lm

@@ -306,6 +306,27 @@ def test_app_model_that_cannot_load(tmp_path, monkeypatch):
     _predictions_shown(at)
 
 
+def test_unreachable_hub_fails_at_once(monkeypatch):
+    """Not offline mode, but the hub does not answer: one TCP probe, not a minute of retries.
+
+    HF_ENDPOINT points at a closed local port, so this holds with or without internet."""
+    import huggingface_hub.constants
+
+    from core.errors import ModelLoadError
+    from core.models import ModelSpec, _hub_reachable, load_model
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    assert not _hub_reachable()
+    with pytest.raises(ModelLoadError, match=r"not in the Hugging Face cache, and 127\.0\.0\.1 cannot be reached"):
+        load_model(ModelSpec(model_id="no-such/model"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # behind a proxy the probe cannot tell
+    assert _hub_reachable()
+
+
 @pytest.mark.slow
 def test_app_steer_prompt_tokens_and_coefficient(tmp_path, monkeypatch):
     """Steer: a 20,000-character prompt, too many new tokens, a huge coefficient; then it steers."""

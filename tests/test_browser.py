@@ -304,12 +304,88 @@ def build_actadd(page, app_url: str, app_data: Path) -> None:
     assert f"{ACTADD_NAME}.safetensors" in library_files(app_data)
 
 
+def ensure_actadd(browser, app_url: str, app_data: Path) -> bool:
+    """Build the activation-addition vector unless an earlier test saved it (a test run alone)."""
+    if f"{ACTADD_NAME}.safetensors" in library_files(app_data):
+        return False
+    page = H.new_page(browser)
+    build_actadd(page, app_url, app_data)
+    page.context.close()
+    return True
+
+
 def test_steering_vectors_page(app_url, app_data, browser):
     clock = Clock("steering vectors")
     page = H.new_page(browser)
     build_actadd(page, app_url, app_data)
     H.screenshot(page, "steering_vectors")
     clock.lap("build and save an activation-addition vector")
+    page.context.close()
+
+
+# ---- cancel -----------------------------------------------------------------------------------
+
+
+def click_cancel_during(page, label: str) -> None:
+    """Wait until the progress bar of ``label`` shows its Cancel button, then click it."""
+    def cancellable() -> bool:
+        bars = page.locator("[data-testid=stProgress]")
+        return bars.count() > 0 and label in bars.first.inner_text() and page.get_by_role("button", name="Cancel").count() == 1
+
+    deadline = time.monotonic() + H.LOAD_S
+    while True:  # not H.settle: that waits for the page to stop being busy
+        try:
+            if cancellable():
+                page.get_by_role("button", name="Cancel").click(timeout=5_000)
+                return
+        except Exception:  # redrawn between the check and the click: look again
+            pass
+        if time.monotonic() > deadline:
+            H.failure_shot(page, f"cancel {label}")
+            raise AssertionError(f"no Cancel button during '{label}' within {H.LOAD_S:.0f} s")
+        time.sleep(0.2)
+
+
+def test_cancel_and_go_on(app_url, app_data, browser):
+    """Cancel the head patching (script thread) and a long generation (nnsight's worker thread)."""
+    clock = Clock("cancel")
+    ensure_actadd(browser, app_url, app_data)
+    page = H.new_page(browser)
+    # a new session: the default task's heads have not been patched yet (Cancel shows at the first pass)
+    page.goto(f"{app_url}/head_attribution")
+    click_cancel_during(page, "Patching all 270 heads")
+    cancelled = "Cancelled: Patching all 270 heads. Nothing from it was kept."
+    H.settle(page, lambda: cancelled in H.alerts(page, "Warning"), what="the 'Cancelled' message")
+    H.assert_clean(page, "Head attribution (cancelled)")
+    assert H.plotly_heatmap(page) is None, "a heatmap after cancelling"
+    assert page.locator("[data-testid=stProgress]").count() == 0
+    clock.lap("cancel the head patching")
+
+    # the session goes on: run it again and get the whole heatmap
+    page.get_by_role("button", name="Run it again").click()
+    H.settle(page, lambda: H.plotly_heatmap(page) is not None, what="the heatmap after 'Run it again'")
+    H.assert_clean(page, "Head attribution (run again)")
+    heat = H.plotly_heatmap(page)
+    assert len(heat["z"]) == 30 and all(len(r) == 9 for r in heat["z"])
+    assert not any(cancelled in t for t in H.alerts(page, "Warning"))
+    clock.lap("run it again")
+
+    # a 200-token generation, cancelled while nnsight generates on its worker thread
+    H.nav(page, "steer", ready=lambda: page.get_by_role("button", name="Generate").count() == 1)
+    choose(page, H.main(page), "Vector", ACTADD_NAME)
+    H.settle(page, lambda: selected(page, H.main(page), "Vector").startswith(ACTADD_NAME))
+    form = H.main(page).locator("[data-testid=stForm]")
+    max_new = form.locator("[data-testid=stNumberInput]").filter(has=page.get_by_text("Max new tokens", exact=True)).locator("input")
+    replace_text(page, max_new, "200")
+    t0 = time.monotonic()
+    form.get_by_role("button", name="Generate").click()
+    click_cancel_during(page, "Generating")
+    H.settle(page, lambda: "Cancelled: Generating. Nothing from it was kept." in H.alerts(page, "Warning"), what="the 'Cancelled' message")
+    print(f"  generation cancelled {time.monotonic() - t0:.1f} s after Generate")
+    H.assert_clean(page, "Steer (cancelled)")
+    assert page.locator(".fv-steer-text").count() == 0, "generations shown after cancelling"
+    H.screenshot(page, "cancelled")
+    clock.lap("cancel a generation")
     page.context.close()
 
 
@@ -378,10 +454,7 @@ def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out:
 
 def test_two_users_at_once(app_url, app_data, browser):
     clock = Clock("two users")
-    if f"{ACTADD_NAME}.safetensors" not in library_files(app_data):  # this test run alone
-        page = H.new_page(browser)
-        build_actadd(page, app_url, app_data)
-        page.context.close()
+    if ensure_actadd(browser, app_url, app_data):
         clock.lap("build the activation-addition vector")
 
     users = {"country_capital": "I hate you because", "present_past": "I think that you are"}

@@ -340,6 +340,28 @@ def test_engine_leaves_the_model_unmodified(tiny_lm, prompts):
     assert torch.equal(run_forward(tiny_lm, enc).logits, before)
 
 
+def test_cancelled_patching_leaves_the_model_unmodified(tiny_lm, prompts, stats):
+    """The app's Cancel raises core.errors.Cancelled from a progress report between passes."""
+    from core.errors import Cancelled
+
+    enc = encode(tiny_lm, prompts.clean)
+    before = run_forward(tiny_lm, enc).logits
+    full = indirect_effects(tiny_lm, prompts, stats.mean_heads, metric="logprob")
+    reports: list[str] = []
+
+    def cancel_at_second_pass(fraction: float, message: str) -> None:
+        reports.append(message)
+        if len(reports) == 2:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        indirect_effects(tiny_lm, prompts, stats.mean_heads, metric="logprob", progress=cancel_at_second_pass)
+    assert len(reports) == 2  # stopped where asked, not at the end
+    assert torch.equal(run_forward(tiny_lm, enc).logits, before)
+    again = indirect_effects(tiny_lm, prompts, stats.mean_heads, metric="logprob")
+    torch.testing.assert_close(again.per_prompt, full.per_prompt, atol=1e-6, rtol=0)
+
+
 def test_bad_edits_are_rejected(tiny_lm, prompts):
     from core.errors import UserInputError
 
@@ -385,3 +407,53 @@ def test_check_heads_rejects_out_of_range(tiny_lm):
         check_heads(tiny_lm, [(3, 0)])
     with pytest.raises(UserInputError, match="Head 0.4 is out of range"):
         check_heads(tiny_lm, [(0, 4)])
+
+
+def test_decode_is_the_final_norm_then_the_unembedding(tiny_lm, stats):
+    """core.fv.decode (a traced forward with the final-norm input replaced) against calling the
+    two modules directly; a [n_pos, d_model] vector decodes as its mean."""
+    from core.fv import decode
+
+    arch, hf = tiny_lm.arch, tiny_lm.hf
+    v = function_vector_values(tiny_lm, stats.mean_heads, [(1, 2), (2, 0)])
+    with torch.no_grad():
+        logits = A.unembed(arch, hf)(A.final_norm(arch, hf)(v[None, None]))[0, 0]
+    vals, ids = logits.topk(8)
+    got = decode(tiny_lm, v, 8)
+    assert [t for t, _ in got] == [tiny_lm.tokenizer.decode([int(i)]) for i in ids]
+    torch.testing.assert_close(torch.tensor([x for _, x in got]), vals, atol=1e-4, rtol=0)
+    two = torch.stack([v + 1.0, v - 1.0])
+    mean_of_two, direct = decode(tiny_lm, two, 8), decode(tiny_lm, v, 8)
+    assert [t for t, _ in mean_of_two] == [t for t, _ in direct]
+    torch.testing.assert_close(torch.tensor([x for _, x in mean_of_two]), torch.tensor([x for _, x in direct]), atol=1e-4, rtol=0)
+    from core.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="width"):
+        decode(tiny_lm, torch.zeros(arch.d_model + 1), 3)
+
+
+def test_auto_layer_breaks_accuracy_ties_by_log_probability(tiny_llama):
+    """A random model gets (nearly) every validation query wrong at every layer: the layer is
+    then the one that raises the answers' mean log-probability most, not simply layer 0."""
+    from core import fv as fv_mod
+
+    task = validate("toy", [(f"w{i}", f"v{i}") for i in range(60)])
+    settings = PromptSettings(n_shots=3, n_prompts=6)
+    wb = fv_mod.build_workbench(tiny_llama, task, settings)
+    heads = [(1, 0), (2, 3)]
+    report = fv_mod.evaluate(tiny_llama, wb, heads, layer="auto", n_eval=12, coeff=4.0)
+    # the same validation sweep, scored independently
+    splits = split_task(task, settings.seed)
+    valid = build_prompts(splits.valid, splits.train, settings, n_prompts=min(12, len(splits.valid)))
+    vec = function_vector_values(tiny_llama, wb.stats.mean_heads, heads) * 4.0
+    tgt = first_token_ids(tiny_llama, valid.targets)
+    groups = [[Edit(l, "resid", vec, add=True)] for l in range(tiny_llama.arch.n_layers)]
+    scores = last_token_scores(tiny_llama, encode(tiny_llama, valid.zero_shot), tgt, groups)
+    acc = (scores.top1 == tgt[None]).float().mean(1)
+    logprob = scores.logprob.mean(1)
+    assert report.valid_by_layer == pytest.approx(acc.tolist())
+    best = max(range(len(acc)), key=lambda l: (float(acc[l]), float(logprob[l])))
+    assert report.layer == best
+    tied = acc == acc.max()
+    if tied.sum() > 1:  # the case this is about: the log-probability decided among tied layers
+        assert float(logprob[best]) == float(logprob[tied].max())

@@ -83,3 +83,34 @@ def test_guard_catches_a_bypass(remote_lm):
     lm, _ = remote_lm
     with pytest.raises(AssertionError, match="outside nnsight"):
         lm.hf(input_ids=torch.tensor([[1, 2, 3]]))
+
+
+def test_function_vector_and_decoding_run_as_traces(remote_lm, tokenizer):
+    """Building a function vector and decoding a vector read no weights here: one remote trace
+    each, with the same result as the local model (same seed, same weights)."""
+    lm, rec = remote_lm
+    local = build_tiny("llama", tokenizer)
+    arch = lm.arch
+    for module in (lm.hf.get_output_embeddings(), lm.hf.model.norm):  # a direct call would bypass nnsight
+        module.register_forward_pre_hook(lambda *_: None if _under_nnsight() else pytest.fail("a module ran outside nnsight"))
+    mean_heads = torch.randn(arch.n_layers, arch.n_heads, arch.d_head, generator=torch.Generator().manual_seed(3))
+    heads = [(0, 1), (2, 3), (2, 0)]
+    n = len(rec.calls)
+    v = fv.function_vector_values(lm, mean_heads, heads)
+    assert rec.calls[n:] == [("trace", True)]
+    torch.testing.assert_close(v, fv.function_vector_values(local, mean_heads, heads), atol=1e-6, rtol=0)
+    n = len(rec.calls)
+    top = fv.decode(lm, v, 5)
+    assert rec.calls[n:] == [("trace", True)]
+    assert [t for t, _ in top] == [t for t, _ in fv.decode(local, v, 5)]
+
+
+def test_attention_patterns_need_local_weights(remote_lm):
+    """Eager attention cannot be switched on a remote model: a clear message, no network."""
+    from core.attention import attention_pattern
+    from core.errors import UserInputError
+
+    lm, rec = remote_lm
+    with pytest.raises(UserInputError, match="needs the model's weights on this machine"):
+        attention_pattern(lm, "hello world", 0)
+    assert rec.calls == []

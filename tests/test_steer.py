@@ -528,3 +528,23 @@ def test_zero_coefficient_is_unsteered_on_default_model(default_lm):
     assert r.steered == r.unsteered and r.first_divergence is None
     assert r.next_token_change.kl == 0.0
     assert r.unsteered == _hf_greedy(lm, [ACTADD_PROMPT], 20)
+
+
+def test_cancelled_generation_leaves_the_model_unmodified(lm):
+    """Cancel during nnsight's generation loop (a progress report raises on its worker thread)."""
+    from core.errors import Cancelled
+
+    v = _vector(lm)
+    before = steer.generate_pair(lm, PROMPTS, v, 1, 4.0, "last", N_NEW)
+    reports: list[str] = []
+
+    def cancel_at_third_token(fraction: float, message: str) -> None:
+        reports.append(message)
+        if len(reports) == 3:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        steer.generate_pair(lm, PROMPTS, v, 1, 4.0, "last", N_NEW, progress=cancel_at_third_token)
+    assert reports == ["token 1/8", "token 2/8", "token 3/8"]
+    assert steer.generate_pair(lm, PROMPTS, v, 1, 4.0, "last", N_NEW) == before
+    assert [r.unsteered[0] for r in before] == _hf_greedy(lm, PROMPTS, N_NEW)
