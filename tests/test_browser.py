@@ -8,11 +8,13 @@ the real default model. The tests:
   and save a function vector, steer with it, reload and find it in the vector library;
 - the page the main flow does not open: Steering vectors, where an activation-addition
   vector is built and saved;
+- cancelling: the head patching (Streamlit's script thread) and a 200-token generation
+  (nnsight's worker thread) are cancelled with the Cancel button, then the session goes on;
 - two users at once (two browsers on two threads): both predict and generate while the other
   works, and both get complete results equal to the same computation done alone.
 
 Every page opened must show no exception box and no error alert. Screenshots of each page go
-to test-artifacts/screenshots/; with FV_STUDIO_README_SHOTS=1, three of them are also copied
+to test-artifacts/screenshots/; with FV_STUDIO_README_SHOTS=1, four of them are also copied
 to assets/screenshots/ (committed, shown in the README).
 Streamlit's rendering is slow in a GPU-less headless browser (circuitsvis renders its
 attention thumbnails in JavaScript on the CPU), hence the generous timeouts.
@@ -384,7 +386,7 @@ def test_cancel_and_go_on(app_url, app_data, browser):
     print(f"  generation cancelled {time.monotonic() - t0:.1f} s after Generate")
     H.assert_clean(page, "Steer (cancelled)")
     assert page.locator(".fv-steer-text").count() == 0, "generations shown after cancelling"
-    H.screenshot(page, "cancelled")
+    H.screenshot(page, "cancelled", readme=True)
     clock.lap("cancel a generation")
     page.context.close()
 
