@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
+
+from app_helpers import errors as _errors
+from app_helpers import frame as _table
+from app_helpers import start as _app
 
 pytestmark = pytest.mark.slow
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
-def _app(tmp_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("FV_STUDIO_DATA", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=600)
-    at.run()
-    return at
 
-
-def _table(at: AppTest, column: str):
-    """The first dataframe on the page with this column."""
-    for frame in at.dataframe:
-        if column in frame.value.columns:
-            return frame.value
-    raise AssertionError(f"no table with a '{column}' column")
-
-
-def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error] + [e.value for e in at.sidebar.error]
 
 
 def test_model_page_typed_examples(tmp_path, monkeypatch):

@@ -8,37 +8,20 @@ upload. Generations are kept short (a few tokens) so the whole file stays near a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_helpers import button as _button
+from app_helpers import errors as _errors
+from app_helpers import frame as _frame
+from app_helpers import start as _app
+
 pytestmark = pytest.mark.slow
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
-def _app(tmp_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("FV_STUDIO_DATA", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=600)
-    at.run()
-    return at
 
 
-def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error] + [e.value for e in at.sidebar.error]
-
-
-def _button(at: AppTest, label: str):
-    matches = [b for b in at.button if b.label == label]
-    assert matches, f"no button '{label}' (buttons: {[b.label for b in at.button]})"
-    return matches[0]
-
-
-def _frame(at: AppTest, column: str):
-    for frame in at.dataframe:
-        if column in frame.value.columns:
-            return frame.value
-    raise AssertionError(f"no table with a '{column}' column")
 
 
 def _outputs(at: AppTest) -> list[str]:

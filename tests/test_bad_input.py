@@ -25,13 +25,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from app_helpers import button as _button
+from app_helpers import errors as _errors
+from app_helpers import frame as _frame
+from app_helpers import start as _app
 from core import limits
 from core.errors import UserInputError
 from core.models import DEFAULT_MODEL
 from core.vectors import Vector, combine, from_bytes, to_bytes
 
 REPO = Path(__file__).resolve().parents[1]
-APP = str(REPO / "dashboard" / "app.py")
 D_MODEL = 576  # SmolLM2-135M's residual width
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89" + bytes(64)
 GOOD_TASK = "cat -> cats\ndog -> dogs\nbox -> boxes\ncar -> cars\ntree -> trees\nbird -> birds"
@@ -186,33 +189,8 @@ def test_cli_error_cases_name_the_limits():
 # =============================================================================================
 
 
-def _app(tmp_path, monkeypatch, **state):
-    """An AppTest with session state seeded before the first run (small batches keep it fast)."""
-    from streamlit.testing.v1 import AppTest
-
-    monkeypatch.setenv("FV_STUDIO_DATA", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=600)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    return at
 
 
-def _errors(at) -> list[str]:
-    return [e.value for e in at.error] + [e.value for e in at.sidebar.error]
-
-
-def _button(at, label: str):
-    matches = [b for b in at.button if b.label == label]
-    assert matches, f"no button '{label}' (buttons: {[b.label for b in at.button]})"
-    return matches[0]
-
-
-def _frame(at, column: str):
-    for frame in at.dataframe:
-        if column in frame.value.columns:
-            return frame.value
-    raise AssertionError(f"no table with a '{column}' column")
 
 
 def _shows_error(at, *fragments: str) -> str:
