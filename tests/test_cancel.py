@@ -52,3 +52,20 @@ def test_worker_thread_progress_raises_cancelled(monkeypatch):
     assert isinstance(outcome[1], Cancelled) and seen == ["token 1/2"]
     with pytest.raises(Cancelled):
         call(1.0, "on the script thread too")
+
+
+@pytest.mark.slow
+def test_the_page_after_a_cancel(tmp_path, monkeypatch):
+    """The run after a Cancel click: the message and 'Run it again' instead of the computation;
+    the click after that computes as usual (AppTest, default model)."""
+    from app_helpers import button, errors, start
+
+    small = {"task_source": "Type examples", "typed_examples": "cat -> cats\ndog -> dogs\nbox -> boxes", "n_prompts": 3}
+    at = start(tmp_path, monkeypatch, _cancelled="Predicting", **small)  # what the Cancel button's callback sets
+    assert not at.exception and not errors(at)
+    assert [w.value for w in at.warning] == ["Cancelled: Predicting. Nothing from it was kept."]
+    assert not any("prediction" in f.value.columns for f in at.dataframe)
+    button(at, "Run it again").click().run()
+    assert not at.exception and not errors(at)
+    assert not any(w.value.startswith("Cancelled") for w in at.warning)
+    assert any("prediction" in f.value.columns for f in at.dataframe)
