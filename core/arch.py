@@ -130,6 +130,12 @@ def out_proj(arch: Arch, root: Any, layer: int) -> Any:
     return get_path(blocks(arch, root)[layer], arch.out_proj_path)
 
 
+def attention(arch: Arch, root: Any, layer: int) -> Any:
+    """The attention module of ``layer`` (the out-projection's parent). With eager attention
+    its output is ``(attn_output, pattern [batch, n_heads, pos, pos])``."""
+    return get_path(blocks(arch, root)[layer], arch.out_proj_path.rsplit(".", 1)[0])
+
+
 def final_norm(arch: Arch, root: Any) -> Any:
     return get_path(root, arch.norm_path)
 

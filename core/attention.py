@@ -1,16 +1,18 @@
 """Attention patterns of one layer, for circuitsvis.
 
 The shared model runs with SDPA, which returns no attention weights; switching the whole
-model to eager attention slows everything, so it is switched only for this one pass (under
-the model lock) and switched back.
+model to eager attention slows everything, so it is switched only for this one pass (in the
+model's turn) and switched back. Only the chosen layer's pattern is saved, and the forward
+stops right after that layer: memory for one layer's pattern (``n_heads x pos x pos``), not
+for every layer's, and no work after it.
 """
 
 from __future__ import annotations
 
 import torch
 
+from core import arch as A
 from core.errors import UserInputError
-from core.inference import _forward_kwargs
 from core.models import LoadedModel
 
 
@@ -19,15 +21,15 @@ def attention_pattern(lm: LoadedModel, prompt: str, layer: int) -> tuple[list[st
     if not 0 <= layer < lm.arch.n_layers:
         raise UserInputError(f"Layer {layer} is out of range (0..{lm.arch.n_layers - 1}).")
     lm.require_local("Attention patterns")
-    enc = lm.tokenizer(prompt, return_tensors="pt")
-    ids = enc["input_ids"].to(lm.device)
+    ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"].to(lm.device)  # [1, pos]
     with lm.locked(), torch.no_grad():
         previous = lm.hf.config._attn_implementation
         lm.hf.set_attn_implementation("eager")
         try:
-            out = lm.hf(input_ids=ids, output_attentions=True, **_forward_kwargs(lm))
+            with lm.trace(input_ids=ids, attention_mask=torch.ones_like(ids)) as tracer:
+                pattern = A.attention(lm.arch, lm.nn, layer).output[1][0].save()  # [n_heads, pos, pos]
+                tracer.stop()  # the layers after this one are not needed
         finally:
             lm.hf.set_attn_implementation(previous)
-    pattern = out.attentions[layer][0].float().cpu()  # [n_heads, pos, pos]
     labels = [lm.tokenizer.decode([int(i)]) for i in ids[0]]
-    return labels, pattern
+    return labels, pattern.float().cpu()

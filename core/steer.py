@@ -276,6 +276,9 @@ def _prompt_delta(enc: Encoded, values: torch.Tensor, row_coeffs: torch.Tensor) 
     return delta
 
 
+TOKENS_PER_TURN = 8  # a generation gives up the model's turn this often (core.turns)
+
+
 def _steered_generate(
     lm: LoadedModel,
     enc: Encoded,
@@ -288,16 +291,24 @@ def _steered_generate(
     sample_index: torch.Tensor,
     progress: Progress,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batched ``generate``; row ``r`` gets ``row_coeffs[r] * values`` at block ``layer``.
+    """Batched generation; row ``r`` gets ``row_coeffs[r] * values`` at block ``layer``.
 
     Returns the new token ids ``[batch, max_new_tokens]`` and the first step's last-position
-    logits ``[batch, d_vocab]`` (float, CPU). The caller holds the model lock.
+    logits ``[batch, d_vocab]`` (float, CPU).
+
+    The model is shared, so the generation runs in pieces of :data:`TOKENS_PER_TURN` tokens,
+    each a ``generate`` in its own turn on the model; between pieces other users' computations
+    run. The key/value cache is this generation's own and is handed from piece to piece, so
+    each piece's first step processes only the newest token, exactly as an uninterrupted
+    generation's next step would: the ids are the same (tests check it). Sampling draws from
+    the sampler's own generator, carried across pieces. A remote model cannot keep a cache
+    here, so it generates in one piece.
     """
-    from transformers import LogitsProcessorList
+    from transformers import DynamicCache, LogitsProcessorList
 
     arch = lm.arch
     n = max_new_tokens
-    dtype = next(lm.hf.parameters()).dtype
+    dtype = lm.dtype
     device = lm.device
     delta_last = delta_prompt = None
     if values is not None:
@@ -305,35 +316,43 @@ def _steered_generate(
             delta_last = (row_coeffs[:, None] * values[0][None]).to(device, dtype)  # [batch, d_model]
         else:
             delta_prompt = _prompt_delta(enc, values, row_coeffs).to(device, dtype)  # [batch, pos, d_model]
-    kwargs: dict[str, Any] = {
-        "input_ids": enc.input_ids,
-        "attention_mask": enc.attention_mask,
-        "max_new_tokens": n,
+    common: dict[str, Any] = {
         "do_sample": False,  # sampling, when asked for, is the coupled processor's argmax
         "eos_token_id": None,  # every row runs all n steps; texts are cut at EOS afterwards
         "pad_token_id": lm.tokenizer.pad_token_id,
     }
     if decoding.repetition_penalty != 1.0:
-        kwargs["repetition_penalty"] = float(decoding.repetition_penalty)
+        common["repetition_penalty"] = float(decoding.repetition_penalty)
     if decoding.sample:
-        kwargs["logits_processor"] = LogitsProcessorList(
-            [_CoupledSampler(sample_index, decoding.n_samples, decoding.seed, decoding.temperature, decoding.top_p)]
-        )
-    torch.manual_seed(decoding.seed)
+        sampler = _CoupledSampler(sample_index, decoding.n_samples, decoding.seed, decoding.temperature, decoding.top_p)
+        common["logits_processor"] = LogitsProcessorList([sampler])
+    cache = None if lm.spec.remote else DynamicCache(config=lm.hf.config)
+    piece = n if cache is None else TOKENS_PER_TURN
+    ids, mask = enc.input_ids, enc.attention_mask  # [batch, pos], grow by each piece's tokens
     first_logits: list = []
-    with torch.no_grad():
-        with lm.generate(**kwargs) as tracer:
-            for step in tracer.iter[:n]:
-                if values is not None:
-                    h = A.resid(arch, A.blocks(arch, lm.nn)[layer].output)  # [batch, pos, d_model]
-                    if delta_last is not None:
-                        h[:, -1] += delta_last
-                    elif step == 0:
-                        h[:] += delta_prompt
-                if step == 0:
-                    first_logits.append(A.unembed(arch, lm.nn).output[:, -1].save())  # [batch, d_vocab]
-                progress((step + 1) / n, f"token {step + 1}/{n}")
-            ids = tracer.result.save()  # [batch, pos + n]
+    done = 0
+    while done < n:
+        k = min(piece, n - done)
+        kwargs = {**common, "input_ids": ids, "attention_mask": mask, "max_new_tokens": k}
+        if cache is not None:
+            kwargs["past_key_values"] = cache
+        with lm.locked(), torch.no_grad():
+            with lm.generate(**kwargs) as tracer:
+                for step in tracer.iter[:k]:
+                    t = done + step  # the step of the whole generation
+                    if values is not None:
+                        h = A.resid(arch, A.blocks(arch, lm.nn)[layer].output)  # [batch, pos, d_model]
+                        if delta_last is not None:
+                            h[:, -1] += delta_last
+                        elif t == 0:
+                            h[:] += delta_prompt
+                    if t == 0:
+                        first_logits.append(A.unembed(arch, lm.nn).output[:, -1].save())  # [batch, d_vocab]
+                    progress((t + 1) / n, f"token {t + 1}/{n}")
+                out = tracer.result.save()  # [batch, pos + k]
+        ids = out
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], k)], dim=1)
+        done += k
     return ids[:, -n:].cpu(), first_logits[0].float().cpu()
 
 
@@ -410,10 +429,9 @@ def generate_pair(
     enc = encode(lm, rows * n_cols)
     row_coeffs = torch.tensor([0.0] * len(rows) + [coeff] * len(rows) * (n_cols - 1))
     sample_index = torch.arange(len(rows) * n_cols) % n_rep
-    with lm.locked():
-        new_ids, logits = _steered_generate(
-            lm, enc, row_coeffs, values, layer, mode, max_new_tokens, decoding, sample_index, progress
-        )
+    new_ids, logits = _steered_generate(
+        lm, enc, row_coeffs, values, layer, mode, max_new_tokens, decoding, sample_index, progress
+    )
     texts = _decode(lm, new_ids)
     lengths = enc.attention_mask.sum(1).tolist()
 
@@ -595,24 +613,24 @@ def sweep(
     scores: list[list[float | None]] = [[None] * len(layers) for _ in coeffs]
     baseline_text, baseline_score = "", None
     decoding = Decoding()
-    with lm.locked():
-        for li, layer in enumerate(layers):
-            row_coeffs = list(coeffs) + ([0.0] if li == 0 else [])  # the last row is the baseline
-            enc = encode(lm, [prompt] * len(row_coeffs))
+    # each layer's generation takes its own turns on the model
+    for li, layer in enumerate(layers):
+        row_coeffs = list(coeffs) + ([0.0] if li == 0 else [])  # the last row is the baseline
+        enc = encode(lm, [prompt] * len(row_coeffs))
 
-            def step_progress(f: float, m: str, li: int = li) -> None:
-                progress((li + f) / len(layers), f"layer {layer} ({li + 1}/{len(layers)}): {m}")
+        def step_progress(f: float, m: str, li: int = li) -> None:
+            progress((li + f) / len(layers), f"layer {layer} ({li + 1}/{len(layers)}): {m}")
 
-            new_ids, logits = _steered_generate(
-                lm, enc, torch.tensor(row_coeffs), values, layer, mode, max_new_tokens,
-                decoding, torch.zeros(len(row_coeffs), dtype=torch.long), step_progress,
-            )
-            row_texts = _decode(lm, new_ids)
-            for ci in range(len(coeffs)):
-                texts[ci][li] = row_texts[ci]
-                scores[ci][li] = score(row_texts[ci], logits[ci])
-            if li == 0:
-                baseline_text, baseline_score = row_texts[-1], score(row_texts[-1], logits[-1])
+        new_ids, logits = _steered_generate(
+            lm, enc, torch.tensor(row_coeffs), values, layer, mode, max_new_tokens,
+            decoding, torch.zeros(len(row_coeffs), dtype=torch.long), step_progress,
+        )
+        row_texts = _decode(lm, new_ids)
+        for ci in range(len(coeffs)):
+            texts[ci][li] = row_texts[ci]
+            scores[ci][li] = score(row_texts[ci], logits[ci])
+        if li == 0:
+            baseline_text, baseline_score = row_texts[-1], score(row_texts[-1], logits[-1])
     return {
         "prompt": prompt,
         "mode": mode,

@@ -1,29 +1,32 @@
-"""The boundary between pages and core: cached model and results, progress bars, the
-"waiting for the model" message, and errors turned into messages.
+"""The boundary between pages and core: cached model and results, progress bars with Cancel,
+the place in the model's queue, and errors turned into messages.
 
-Caching lives only here. The model is a shared resource (one per spec); results are cached
-per (model spec, task, prompt settings, seed, parameters) with bounded entries, so moving
-between pages never recomputes them.
+Caching lives only here. The model is a shared resource (one per spec); results live in the
+shared :class:`dashboard.store.ResultStore`, keyed per (model spec, task, prompt settings,
+seed, parameters), so moving between pages never recomputes them and a stored result never
+waits for the model.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 from core import fv as fv_mod
-from core import limits
+from core import limits, turns
 from core.errors import Cancelled, UserInputError
-from core.models import MODEL_LOCK, LoadedModel, ModelSpec, load_model
+from core.models import LoadedModel, ModelSpec, load_model
 from core.prompts import PromptSettings
+from core.server_config import VARIABLES as server_config_vars
+from core.server_config import ServerConfig
 from core.tasks import Task
+from dashboard import store as store_mod
+from dashboard.store import ResultStore
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -31,7 +34,14 @@ def _model(spec: ModelSpec) -> LoadedModel:
     return load_model(spec)
 
 
+def server_config() -> ServerConfig:
+    """The operator's settings (core.server_config), from the environment or Streamlit secrets."""
+    return ServerConfig.read(secrets={name: _secret(name) for name in server_config_vars})
+
+
 def get_model(spec: ModelSpec) -> LoadedModel:
+    """The shared model for ``spec``, if this server allows it (else UserInputError)."""
+    server_config().check(spec)
     if spec.remote and not os.environ.get("NDIF_API_KEY"):
         key = _secret("NDIF_API_KEY")
         if key:
@@ -47,29 +57,6 @@ def _secret(name: str) -> str | None:
         return None
 
 
-@contextlib.contextmanager
-def model_turn() -> Iterator[None]:
-    """Wait for the shared model with a visible message if another user holds it.
-
-    The wait polls, touching the message each time, so a Cancel or Stop (or a widget change)
-    during the wait ends it at once instead of after the other user's computation.
-    """
-    note = None
-    waited = 0.0
-    while not MODEL_LOCK.acquire(timeout=WAIT_POLL_S):
-        waited += WAIT_POLL_S
-        if note is None:
-            note = st.empty()
-        note.info(f"Waiting for the model: another user's computation is running ({waited:.0f} s)...")
-    try:
-        if note is not None:
-            note.empty()
-        yield
-    finally:
-        MODEL_LOCK.release()
-
-
-WAIT_POLL_S = 1.0
 CANCELLED = "_cancelled"  # session key: label of the computation cancelled by the last click
 CANCELLED_NOW = "_cancelled_now"  # the same, for the script run that follows the click only
 
@@ -107,8 +94,26 @@ class Progress:
             self.bar = st.progress(0.0, text=label)
             st.button("Cancel", key=_cancel_key(label), icon=":material/cancel:", on_click=_mark_cancelled, args=(label,))
 
+        self.fraction = 0.0
+
     def __call__(self, fraction: float, message: str) -> None:
-        self.bar.progress(min(max(fraction, 0.0), 1.0), text=f"{self.label} ({message})")
+        self.fraction = min(max(fraction, 0.0), 1.0)
+        self.bar.progress(self.fraction, text=f"{self.label} ({message})")
+
+    def queued(self, ahead: int, waited: float) -> None:
+        """core.turns' wait report: this computation waits for its turn on the model."""
+        self.bar.progress(
+            self.fraction,
+            text=f"{self.label}: Waiting for the model: another user's computation is running; "
+            f"{ahead} ahead of you in the queue ({waited:.0f} s)...",
+        )
+
+    def awaiting_result(self, waited: float) -> None:
+        """The store's wait report: another user is computing this very result."""
+        self.bar.progress(
+            self.fraction,
+            text=f"{self.label}: another user is computing this same result; it shows here when ready ({waited:.0f} s)...",
+        )
 
     def done(self) -> None:
         self.holder.empty()
@@ -119,10 +124,13 @@ def _mark_cancelled(label: str) -> None:
 
 
 def run(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a computation with a progress bar, a Cancel button and the model lock.
+    """Run a computation with a progress bar and a Cancel button.
 
-    Returns None after showing an error, or when this computation was cancelled by the click
-    that started this script run (it then offers to run it again).
+    A stored result comes back at once. A computation takes turns on the model inside core
+    (:mod:`core.turns`); while it waits in the queue, or for another user computing the same
+    result, the bar says so, and Cancel leaves the queue. Returns None after showing an error,
+    or when this computation was cancelled by the click that started this script run (it then
+    offers to run it again).
     """
     if st.session_state.get(CANCELLED_NOW) == label:
         st.warning(f"Cancelled: {label}. Nothing from it was kept.")
@@ -130,7 +138,7 @@ def run(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return None
     bar = Progress(label)
     try:
-        with model_turn():
+        with turns.waiting_display(bar.queued), store_mod.waiting_display(bar.awaiting_result):
             return fn(*args, _progress=bar, **kwargs)
     except UserInputError as exc:
         st.error(str(exc))
@@ -143,70 +151,13 @@ def run(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 # ---- cached results --------------------------------------------------------------------
-# A bounded LRU shared by all sessions, keyed on (what, model spec, task, settings, params).
-# Not st.cache_*: those replay elements created inside, and the progress bar is created outside.
-# Bounded by count and by the bytes of the tensors the results hold (core.limits).
-
-
-def nbytes(value: Any, _seen: set[int] | None = None) -> int:
-    """Approximate memory held by a result: its tensors and arrays (shared ones counted once)
-    plus strings; other leaves count a nominal 64 bytes."""
-    import numpy as np
-    import torch
-
-    seen = _seen if _seen is not None else set()
-    if id(value) in seen:
-        return 0
-    seen.add(id(value))
-    if isinstance(value, torch.Tensor):
-        return value.element_size() * value.nelement()
-    if isinstance(value, np.ndarray):
-        return int(value.nbytes)
-    if isinstance(value, (str, bytes)):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(nbytes(k, seen) + nbytes(v, seen) for k, v in value.items())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return sum(nbytes(v, seen) for v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return sum(nbytes(getattr(value, f.name), seen) for f in dataclasses.fields(value))
-    if hasattr(value, "__dict__"):
-        return sum(nbytes(v, seen) for v in vars(value).values())
-    return 64
-
-
-class _Store:
-    def __init__(self, max_entries: int, max_bytes: int):
-        self.max_entries, self.max_bytes = max_entries, max_bytes
-        self.data: OrderedDict = OrderedDict()  # key -> (value, bytes)
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple, make: Callable[[], Any]) -> Any:
-        with self.lock:
-            if key in self.data:
-                self.data.move_to_end(key)
-                return self.data[key][0]
-        value = make()
-        size = nbytes(value)
-        with self.lock:
-            self.data[key] = (value, size)
-            self.data.move_to_end(key)
-            # the newest result always stays (the page is about to show it)
-            while len(self.data) > 1 and (len(self.data) > self.max_entries or self.bytes > self.max_bytes):
-                self.data.popitem(last=False)
-        return value
-
-    @property
-    def bytes(self) -> int:
-        return sum(size for _, size in self.data.values())
-
-    def __len__(self) -> int:
-        return len(self.data)
+# One ResultStore (dashboard.store) shared by all sessions, keyed on (what, model spec, task,
+# settings, params).
 
 
 @st.cache_resource
-def store() -> _Store:
-    return _Store(limits.MAX_CACHED_RESULTS, limits.MAX_CACHE_MB * 1024 * 1024)
+def store() -> ResultStore:
+    return ResultStore(limits.MAX_CACHED_RESULTS, limits.MAX_CACHE_MB * 1024 * 1024)
 
 
 def _quiet(fraction: float, message: str) -> None:

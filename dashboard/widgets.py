@@ -10,6 +10,7 @@ from core import limits
 from core.errors import UserInputError
 from core.models import DEFAULT_MODEL, DTYPES, LoadedModel, ModelSpec, available_devices
 from core.prompts import PromptSettings, check_template
+from core.server_config import ServerConfig
 from core.tasks import Task, builtin_names, describe, load_builtin, parse_file, parse_lines
 from dashboard import compute, state
 
@@ -37,16 +38,29 @@ def explain(text: str) -> None:
         st.markdown(text)
 
 
-def _model_section() -> ModelSpec:
+def _model_section(config: ServerConfig | None) -> ModelSpec:
     st.sidebar.subheader("Model")
-    state.bound(st.sidebar, "text_input", "Model id or folder",
-        key="model_id",
-        help=f"'{DEFAULT_MODEL}' is built in and works offline. Any Hugging Face id or local folder works where it is cached or reachable.",
-    )
+    if config is not None and config.allowed_models is not None:  # the operator's list
+        if state.get("model_id") not in config.allowed_models:
+            state.set("model_id", config.allowed_models[0])
+        state.bound(st.sidebar, "selectbox", "Model", list(config.allowed_models), key="model_id",
+            help="The models this server's operator allows (FV_STUDIO_ALLOWED_MODELS).",
+        )
+    else:
+        state.bound(st.sidebar, "text_input", "Model id or folder",
+            key="model_id",
+            help=f"'{DEFAULT_MODEL}' is built in and works offline. Any Hugging Face id or local folder works where it is cached or reachable.",
+        )
+    remote_ok = config is None or config.allow_remote
+    if not remote_ok and state.get("remote"):
+        state.set("remote", False)
     with st.sidebar.expander("Precision, device, remote"):
         state.bound(st, "selectbox", "dtype", list(DTYPES), key="dtype")
         state.bound(st, "selectbox", "device", available_devices(), key="device")
-        state.bound(st, "toggle", "Run remotely on NDIF", key="remote", help="Needs the internet and NDIF_API_KEY (env or secrets).")
+        state.bound(st, "toggle", "Run remotely on NDIF", key="remote", disabled=not remote_ok,
+            help="Needs the internet and NDIF_API_KEY (env or secrets)." if remote_ok
+            else "Switched off on this server (FV_STUDIO_ALLOW_REMOTE).",
+        )
     return ModelSpec(
         model_id=state.get("model_id").strip() or DEFAULT_MODEL,
         dtype=state.get("dtype"),
@@ -112,11 +126,17 @@ def _prompt_section(task: Task | None) -> PromptSettings | None:
 def sidebar(load: bool = True) -> Context:
     """Draw the sidebar and load the model. Shows errors; never raises for user input."""
     state.init()
-    spec = _model_section()
+    try:
+        config: ServerConfig | None = compute.server_config()
+    except UserInputError as exc:  # the operator's settings are malformed: say so, load nothing
+        st.error(str(exc))
+        config, load = None, False
+    spec = _model_section(config)
     task = _task_section()
     settings = _prompt_section(task)
     with st.sidebar.expander("Limits"):
-        st.table({"what": [r[0] for r in limits.as_table()], "limit": [r[1] for r in limits.as_table()]})
+        rows = (config.as_table() if config is not None else []) + limits.as_table()
+        st.table({"what": [r[0] for r in rows], "limit": [r[1] for r in rows]})
     lm = None
     if load:
         try:

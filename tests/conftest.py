@@ -85,6 +85,21 @@ def build_tiny(family: str, tokenizer, seed: int = 0):
     return wrap_model(hf, tokenizer, model_id=f"tiny-{family}")
 
 
+class CancelAt:
+    """A progress callback that records each report and raises core.errors.Cancelled at the
+    ``n``-th, as the app's Cancel button does."""
+
+    def __init__(self, n: int):
+        self.n, self.reports = n, []
+
+    def __call__(self, fraction: float, message: str) -> None:
+        from core.errors import Cancelled
+
+        self.reports.append(message)
+        if len(self.reports) == self.n:
+            raise Cancelled("stop")
+
+
 @pytest.fixture
 def single_thread():
     """Tiny tensors: one torch thread is faster, and immune to a busy machine (the old

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from core import limits
-from dashboard.compute import _Store, nbytes
+from dashboard.store import ResultStore, nbytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def test_store_keeps_the_newest_within_count_and_bytes():
             return torch.zeros(n, dtype=torch.uint8)
         return f
 
-    s = _Store(max_entries=3, max_bytes=250)
+    s = ResultStore(max_entries=3, max_bytes=250)
     for i in range(4):
         s.get((i,), make(f"r{i}", 50))
     assert len(s) == 3 and list(s.data) == [(1,), (2,), (3,)]  # by count: the oldest went

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import core.inference as inference
+from conftest import CancelAt
 from core import arch as A
 from core.attribution import clean_stats, indirect_effects
 from core.fv import accuracy_sweep, check_heads, function_vector_values
@@ -347,16 +348,10 @@ def test_cancelled_patching_leaves_the_model_unmodified(tiny_lm, prompts, stats)
     enc = encode(tiny_lm, prompts.clean)
     before = run_forward(tiny_lm, enc).logits
     full = indirect_effects(tiny_lm, prompts, stats.mean_heads, metric="logprob")
-    reports: list[str] = []
-
-    def cancel_at_second_pass(fraction: float, message: str) -> None:
-        reports.append(message)
-        if len(reports) == 2:
-            raise Cancelled("stop")
-
+    cancel = CancelAt(2)  # the second pass
     with pytest.raises(Cancelled):
-        indirect_effects(tiny_lm, prompts, stats.mean_heads, metric="logprob", progress=cancel_at_second_pass)
-    assert len(reports) == 2  # stopped where asked, not at the end
+        indirect_effects(tiny_lm, prompts, stats.mean_heads, metric="logprob", progress=cancel)
+    assert len(cancel.reports) == 2  # stopped where asked, not at the end
     assert torch.equal(run_forward(tiny_lm, enc).logits, before)
     again = indirect_effects(tiny_lm, prompts, stats.mean_heads, metric="logprob")
     torch.testing.assert_close(again.per_prompt, full.per_prompt, atol=1e-6, rtol=0)

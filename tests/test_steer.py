@@ -16,7 +16,7 @@ import threading
 import pytest
 import torch
 
-from conftest import build_tiny
+from conftest import CancelAt, build_tiny
 from core import limits, steer
 from core.arch import blocks
 from core.errors import UserInputError
@@ -265,13 +265,7 @@ def test_lock_is_held_and_model_left_unmodified(llama):
     held = []
 
     def progress(fraction, message):
-        got = []
-        probe = threading.Thread(target=lambda: got.append(llama.lock.acquire(blocking=False)))
-        probe.start()
-        probe.join()
-        if got[0]:
-            llama.lock.release()  # (never happens when the lock is held)
-        held.append(not got[0])
+        held.append(llama.lock.held())
 
     steer.generate_pair(llama, ["Hello"], _vector(llama, 2) * 10, 1, 5.0, "prompt", 3, progress=progress)
     assert held == [True, True, True]
@@ -536,15 +530,9 @@ def test_cancelled_generation_leaves_the_model_unmodified(lm):
 
     v = _vector(lm)
     before = steer.generate_pair(lm, PROMPTS, v, 1, 4.0, "last", N_NEW)
-    reports: list[str] = []
-
-    def cancel_at_third_token(fraction: float, message: str) -> None:
-        reports.append(message)
-        if len(reports) == 3:
-            raise Cancelled("stop")
-
+    cancel = CancelAt(3)  # the third token
     with pytest.raises(Cancelled):
-        steer.generate_pair(lm, PROMPTS, v, 1, 4.0, "last", N_NEW, progress=cancel_at_third_token)
-    assert reports == ["token 1/8", "token 2/8", "token 3/8"]
+        steer.generate_pair(lm, PROMPTS, v, 1, 4.0, "last", N_NEW, progress=cancel)
+    assert cancel.reports == ["token 1/8", "token 2/8", "token 3/8"]
     assert steer.generate_pair(lm, PROMPTS, v, 1, 4.0, "last", N_NEW) == before
     assert [r.unsteered[0] for r in before] == _hf_greedy(lm, PROMPTS, N_NEW)
