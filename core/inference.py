@@ -334,7 +334,9 @@ def last_token_scores(
     empty = [g for g in range(n_groups) if not groups[g]]
     # by first edited layer, so each pass skips as many blocks as it can
     edited.sort(key=lambda g: _start_layer(groups[g]))
-    with lm.locked(), torch.no_grad():
+    # one turn on the model per pass, so other users' computations run between passes
+    # (core.turns); the key/value cache is this call's own and nothing else changes the model
+    with torch.no_grad():
         for pi, p_sl in enumerate(p_chunks):
             sub = enc.rows(p_sl)
             n_rows, width = sub.input_ids.shape
@@ -349,31 +351,32 @@ def last_token_scores(
             passes = _plan_passes(groups, edited, per_pass, cached)
             total = len(p_chunks) * (len(passes) + 1)
             done = pi * (len(passes) + 1)
-            if cached:
-                out = lm.hf(
-                    input_ids=sub.input_ids[:, :-1],
-                    attention_mask=sub.attention_mask[:, :-1],
-                    position_ids=sub.position_ids[:, :-1],
-                    use_cache=True,
-                    **kw,
-                )
-                cache = getattr(out, "past_key_values", None) or getattr(out, "cache")
-                base_resid: list = []
-                with lm.trace(
-                    input_ids=sub.input_ids[:, -1:],
-                    attention_mask=_group_mask(sub.attention_mask[:, :-1], 1, dtype),
-                    position_ids=sub.position_ids[:, -1:],
-                    past_key_values=cache,
-                    use_cache=True,
-                    **kw,
-                ):
-                    for layer in range(arch.n_layers):
-                        base_resid.append(A.resid(arch, A.blocks(arch, lm.nn)[layer].output).save())
-                    picked, best = _score(lm, tgt, 1)
-                cache.crop(-1)
-            else:
-                with lm.trace(**sub.as_inputs(), **kw):
-                    picked, best = _score(lm, tgt, 1)
+            with lm.locked():
+                if cached:
+                    out = lm.hf(
+                        input_ids=sub.input_ids[:, :-1],
+                        attention_mask=sub.attention_mask[:, :-1],
+                        position_ids=sub.position_ids[:, :-1],
+                        use_cache=True,
+                        **kw,
+                    )
+                    cache = getattr(out, "past_key_values", None) or getattr(out, "cache")
+                    base_resid: list = []
+                    with lm.trace(
+                        input_ids=sub.input_ids[:, -1:],
+                        attention_mask=_group_mask(sub.attention_mask[:, :-1], 1, dtype),
+                        position_ids=sub.position_ids[:, -1:],
+                        past_key_values=cache,
+                        use_cache=True,
+                        **kw,
+                    ):
+                        for layer in range(arch.n_layers):
+                            base_resid.append(A.resid(arch, A.blocks(arch, lm.nn)[layer].output).save())
+                        picked, best = _score(lm, tgt, 1)
+                    cache.crop(-1)
+                else:
+                    with lm.trace(**sub.as_inputs(), **kw):
+                        picked, best = _score(lm, tgt, 1)
             for g in empty:
                 logprob[g, p_sl] = picked[:, 0].float().cpu()
                 top1[g, p_sl] = best[:, 0].cpu()
@@ -393,21 +396,23 @@ def last_token_scores(
                     }
                     if "logits_to_keep" in kw:
                         inputs["logits_to_keep"] = n_g
-                    with lm.trace(**inputs):
-                        blocks = A.blocks(arch, lm.nn)
-                        for j in range(start):
-                            blocks[j].skip(A.as_block_output(arch, base_resid[j].expand(-1, n_g, -1)))
-                        _apply_edits(lm, chunk_groups, "cols")
-                        picked, best = _score(lm, tgt, n_g)
+                    with lm.locked():
+                        with lm.trace(**inputs):
+                            blocks = A.blocks(arch, lm.nn)
+                            for j in range(start):
+                                blocks[j].skip(A.as_block_output(arch, base_resid[j].expand(-1, n_g, -1)))
+                            _apply_edits(lm, chunk_groups, "cols")
+                            picked, best = _score(lm, tgt, n_g)
                     for layer in cache.layers[start:]:  # skipped blocks added nothing
                         layer.crop(-n_g)
                     logprob[members, p_sl] = picked.float().cpu().T
                     top1[members, p_sl] = best.cpu().T
                 else:
                     inputs = {k: v.repeat_interleave(n_g, 0) for k, v in sub.as_inputs().items()}
-                    with lm.trace(**inputs, **kw):
-                        _apply_edits(lm, chunk_groups, "rows")
-                        picked, best = _score(lm, tgt.repeat_interleave(n_g), 1)
+                    with lm.locked():
+                        with lm.trace(**inputs, **kw):
+                            _apply_edits(lm, chunk_groups, "rows")
+                            picked, best = _score(lm, tgt.repeat_interleave(n_g), 1)
                     # rows are prompt-major: row = prompt * n_g + group
                     logprob[members, p_sl] = picked[:, 0].float().cpu().view(n_rows, n_g).T
                     top1[members, p_sl] = best[:, 0].cpu().view(n_rows, n_g).T

@@ -236,3 +236,34 @@ def test_loaded_models_hand_out_a_shared_copy(llama):
     assert llama.tokenizer.wrapped is not llama.nn.tokenizer  # nnsight keeps its own
     assert llama.tokenizer.padding_side == "left"
     assert llama.tokenizer("Hi")["input_ids"] == llama.nn.tokenizer("Hi")["input_ids"]
+
+
+# --- attribution in turns -----------------------------------------------------------------------------
+
+
+def test_a_short_computation_runs_between_patching_passes(llama):
+    """Head attribution takes one turn per patching pass: a forward queued behind it runs
+    before the attribution ends."""
+    from core.attribution import clean_stats, indirect_effects
+    from core.prompts import PromptSettings, build_prompts, split_task
+    from core.tasks import validate
+
+    words = [("hot", "cold"), ("big", "small"), ("up", "down"), ("fast", "slow"), ("old", "new"), ("wet", "dry")]
+    settings = PromptSettings(n_shots=3, n_prompts=4, seed=0)
+    task = validate("tiny", words)
+    splits = split_task(task, settings.seed)
+    prompts = build_prompts(splits.train, splits.train, settings)
+    stats = clean_stats(llama, prompts)
+    enc = encode(llama, ["A short computation"])
+    reports: list[str] = []
+    finished: dict[str, int] = {}
+
+    def progress(fraction: float, message: str) -> None:
+        reports.append(message)
+        if len(reports) == 1:
+            threading.Thread(target=lambda: (run_forward(llama, enc), finished.setdefault("at", len(reports)))).start()
+            # between two passes: times out if the attribution kept the model for all its passes
+            _wait_until(lambda: "at" in finished)
+
+    indirect_effects(llama, prompts, stats.mean_heads, metric="logprob", progress=progress)
+    assert finished["at"] == 1 < len(reports), reports
