@@ -1,11 +1,15 @@
 """``python -m core``: the dashboard's computations from the command line, as JSON.
 
-Bad input prints one line on stderr and exits with status 2.
+Bad input prints one line on stderr and exits with status 2; so does a file that cannot be
+read or written (``--task-file``, ``--vector``, ``--out``, ``--save``). Files to be written are
+checked before the model loads, so a typo in a folder name costs no minutes of computing,
+and are written atomically (a reader never sees half of one).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import sys
@@ -14,7 +18,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from core.errors import UserInputError
+from core.files import check_writable, write_atomic
 from core.models import DEFAULT_MODEL, ModelSpec
+from core.server_config import ServerConfig
 
 
 def _task(args: argparse.Namespace):
@@ -31,7 +37,8 @@ def _model(args: argparse.Namespace):
     from core.models import load_model
 
     hf_logging.disable_progress_bar()  # stderr carries only our one-line errors
-    return load_model(ModelSpec(model_id=args.model, dtype=args.dtype, device=args.device, remote=args.remote))
+    spec = ModelSpec(model_id=args.model, dtype=args.dtype, device=args.device, remote=args.remote)
+    return load_model(ServerConfig.read().check(spec))  # the operator's settings hold here too
 
 
 def _settings(args: argparse.Namespace):
@@ -81,11 +88,12 @@ def cmd_attribution(args: argparse.Namespace) -> dict:
 
 def cmd_fv(args: argparse.Namespace) -> dict:
     from core import fv
-    from core.vectors import to_bytes
+    from core.vectors import save_file
 
     from core.steer import _check_coeff
 
     task = _task(args)
+    save = _save_target(args) if args.save_path else None
     # everything that needs no model is checked before the (slow) load and attribution
     explicit = fv.parse_head_list(args.head_list) if args.head_list is not None else None
     if explicit is not None and not explicit:
@@ -106,13 +114,43 @@ def cmd_fv(args: argparse.Namespace) -> dict:
     heads = explicit if explicit is not None else at.top_heads(args.heads)
     report = fv.evaluate(lm, wb, heads, layer=layer, n_eval=args.n_eval, coeff=args.coeff)
     out = {"model": lm.model_id, "task": task.name, **report.to_json(), "seconds": time.perf_counter() - t0}
-    if args.save:
-        vec = fv.make_vector(lm, wb, heads, report.layer, name=Path(args.save).stem.replace(".", "_") or "fv")
-        path = Path(args.save)
-        path.write_bytes(to_bytes(vec))
-        path.with_suffix(".json").write_text(json.dumps(vec.metadata(), indent=2))
+    if save is not None:
+        path, name = save
+        vec = fv.make_vector(lm, wb, heads, report.layer, name=name)
+        try:
+            save_file(vec, path)
+        except OSError as exc:
+            raise _file_error("--save", args.save_path, exc) from None
         out["saved"] = str(path)
     return out
+
+
+def _save_target(args: argparse.Namespace) -> tuple[Path, str]:
+    """``--save FILE``: the path and the vector's name (the file's stem), checked before any work.
+
+    The name goes into the file's header, and a name that loads refuse would make a file
+    nobody can use; the file and its ``.json`` sidecar must not be ``--out``'s file.
+    """
+    from core.vectors import check_name, sidecar_path
+
+    path = Path(args.save_path)
+    name = path.stem.replace(".", "_") or "fv"
+    try:
+        name = check_name(name)
+    except UserInputError as exc:
+        raise UserInputError(f"--save {args.save_path}: the vector is named after the file. {exc}") from None
+    try:
+        sidecar = sidecar_path(path)
+    except UserInputError as exc:
+        raise UserInputError(f"--save: {exc}") from None
+    if args.out and Path(args.out).resolve() in (path.resolve(), sidecar.resolve()):
+        raise UserInputError(f"--out {args.out} and --save {args.save_path} would write the same file.")
+    for target in (path, sidecar):
+        try:
+            check_writable(target)
+        except OSError as exc:
+            raise _file_error("--save", str(target), exc) from None
+    return path, name
 
 
 def cmd_steer(args: argparse.Namespace) -> dict:
@@ -129,7 +167,7 @@ def cmd_steer(args: argparse.Namespace) -> dict:
         try:
             data = Path(args.vector).read_bytes()
         except OSError as exc:
-            raise UserInputError(f"Cannot read {args.vector}: {exc.strerror}.") from None
+            raise _file_error("--vector", args.vector, exc, reading=True) from None
         from_bytes(data, args.model, source=args.vector)  # format and model, before the load
     elif args.positive is None or args.negative is None:
         raise UserInputError("Give --vector FILE, or both --positive TEXT and --negative TEXT.")
@@ -172,6 +210,25 @@ def cmd_steer(args: argparse.Namespace) -> dict:
         },
         "vector": meta,
     }
+
+
+def _file_error(flag: str, path: str, exc: OSError, reading: bool = False) -> UserInputError:
+    """The one line a person sees for a file the CLI cannot read or write: which flag, which
+    file, and what is wrong in words (not an errno or a traceback)."""
+    folder = Path(path).parent
+    if isinstance(exc, FileNotFoundError) and not reading:
+        why = f"the folder {folder} does not exist"
+    elif isinstance(exc, NotADirectoryError):
+        why = f"{folder} is not a folder" if not reading else "a part of the path is not a folder"
+    elif isinstance(exc, IsADirectoryError):
+        why = "it is a folder; give a file name"
+    elif isinstance(exc, PermissionError):
+        why = f"no permission to {'read it' if reading else 'write in ' + str(folder)}"
+    elif exc.errno == errno.EROFS:
+        why = f"{folder} is on a read-only filesystem"
+    else:
+        why = (exc.strerror or str(exc) or type(exc).__name__).rstrip(".")
+    return UserInputError(f"Cannot {'read' if reading else 'write'} {flag} {path}: {why}.")
 
 
 def _int(value: Any, flag: str) -> int:
@@ -225,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default="auto", help="layer to add the vector at, or auto")
     p.add_argument("--n-eval", type=int, default=50)
     p.add_argument("--coeff", type=_finite, default=1.0)
-    p.add_argument("--save", help="save the vector (safetensors) here")
+    # not dest "save": nnsight puts a .save() method on every object, Namespace included, and
+    # argparse leaves a default unset when the namespace already has the attribute
+    p.add_argument("--save", dest="save_path", help="save the vector (safetensors) here")
     p = sub.add_parser("steer", help="unsteered vs steered generation")
     common(p, task=False)
     p.add_argument("--prompt", required=True)
@@ -253,13 +312,27 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.out:
+            try:
+                check_writable(args.out)  # before the model loads, not after the work is done
+            except OSError as exc:
+                raise _file_error("--out", args.out, exc) from None
         result = COMMANDS[args.command](args)
+        text = json.dumps(result, indent=2, ensure_ascii=False)
+        if args.out:
+            try:
+                write_atomic(args.out, (text + "\n").encode("utf-8"))
+            except OSError as exc:
+                raise _file_error("--out", args.out, exc) from None
+        else:
+            print(text)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    else:
-        print(text)
+    except OSError as exc:
+        if exc.filename is None:  # not a file problem: a bug to see in full
+            raise
+        # a file no check above foresaw (the model cache, say): still one line
+        print(f"error: {exc.filename}: {exc.strerror or exc}.", file=sys.stderr)
+        return 2
     return 0

@@ -119,11 +119,15 @@ if widgets.require(ctx, task=False):
             with b2.popover("Delete"):
                 st.write(f"Delete **{name}** from the library and this session? This cannot be undone.")
                 if st.button(f"Yes, delete '{name}'", type="primary", key="lib_delete"):
-                    Library(default_library_dir()).delete(lm.model_id, name)
-                    S["session_vectors"].pop(name, None)
-                    S["lib_inspect"] = None
-                    S["lib_flash"] = f"Deleted '{name}'."
-                    st.rerun()
+                    try:
+                        Library(default_library_dir()).delete(lm.model_id, name)
+                    except UserInputError as exc:  # e.g. a read-only library folder
+                        st.error(str(exc))
+                    else:
+                        S["session_vectors"].pop(name, None)
+                        S["lib_inspect"] = None
+                        S["lib_flash"] = f"Deleted '{name}'."
+                        st.rerun()
         with st.expander("Use it in code"):
             mode = "prompt" if vec.values.dim() == 2 else "last"
             coeff = vec.provenance.get("coeff")

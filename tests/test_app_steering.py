@@ -8,6 +8,7 @@ upload. Generations are kept short (a few tokens) so the whole file stays near a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -16,8 +17,15 @@ from app_helpers import button as _button
 from app_helpers import errors as _errors
 from app_helpers import frame as _frame
 from app_helpers import start as _app
+from core.models import DEFAULT_MODEL
+from core.vectors import Library
 
 pytestmark = pytest.mark.slow
+
+
+def _library_folder(data: Path) -> Path:
+    """Where the app saves the default model's vectors, with FV_STUDIO_DATA set to ``data``."""
+    return Library(data / "vectors").folder(DEFAULT_MODEL)
 
 
 
@@ -80,7 +88,7 @@ def test_build_save_steer_and_library(tmp_path, monkeypatch):
     _button(at, "Save to the library").click().run()
     assert not at.exception
     assert any("Saved 'love_hate'" in s.value for s in at.success)
-    assert (tmp_path / "vectors" / "SmolLM2-135M-Instruct" / "love_hate.safetensors").exists()
+    assert (_library_folder(tmp_path) / "love_hate.safetensors").exists()
 
     # CAA: a bad line is a clear message; good pairs give per-layer vectors
     at.text_area(key="_w_sv_c_text").set_value("good | bad\nno separator here")
@@ -145,7 +153,7 @@ def test_build_save_steer_and_library(tmp_path, monkeypatch):
     # a real vector file for another model is refused with the reason
     from core.vectors import from_bytes, to_bytes
 
-    good = (tmp_path / "vectors" / "SmolLM2-135M-Instruct" / "love_hate.safetensors").read_bytes()
+    good = (_library_folder(tmp_path) / "love_hate.safetensors").read_bytes()
     vec = from_bytes(good)
     other = to_bytes(type(vec)(values=vec.values, model_id="gpt2", layer=6, method="actadd", name="other"))
     at.file_uploader(key="lib_upload").set_value(("other.safetensors", other, "application/octet-stream")).run()
@@ -154,7 +162,7 @@ def test_build_save_steer_and_library(tmp_path, monkeypatch):
     at.file_uploader(key="lib_upload").set_value(("love.safetensors", good, "application/octet-stream")).run()
     assert not at.exception and not _errors(at)
     assert any("a valid actadd vector" in s.value for s in at.success)
-    assert json.loads((tmp_path / "vectors" / "SmolLM2-135M-Instruct" / "half_love.json").read_text())["method"] == "combined"
+    assert json.loads((_library_folder(tmp_path) / "half_love.json").read_text())["method"] == "combined"
 
     # delete (behind a confirmation button): gone from the table and the folder
     at.selectbox(key="_w_lib_inspect").set_value("half_love").run()
@@ -162,4 +170,4 @@ def test_build_save_steer_and_library(tmp_path, monkeypatch):
     assert not at.exception
     assert any("Deleted 'half_love'" in s.value for s in at.success)
     assert "half_love" not in set(_frame(at, "method")["name"])
-    assert not (tmp_path / "vectors" / "SmolLM2-135M-Instruct" / "half_love.safetensors").exists()
+    assert not (_library_folder(tmp_path) / "half_love.safetensors").exists()

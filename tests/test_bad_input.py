@@ -69,7 +69,12 @@ def files(tmp_path_factory) -> Path:
     (d / "image.safetensors").write_bytes(PNG)
     (d / "other.safetensors").write_bytes(to_bytes(_vector(model_id="other")))
     (d / "narrow.safetensors").write_bytes(to_bytes(_vector(width=64)))
+    assert sorted(p.name for p in d.iterdir()) == FILES
     return d
+
+
+FILES = sorted(["empty.txt", "one.txt", "nosep.txt", "many.txt", "latin1.txt", "binary.txt", "image.csv", "nocols.csv",
+                "pickle.safetensors", "image.safetensors", "other.safetensors", "narrow.safetensors"])
 
 
 def _cli(args: list[str], files: Path) -> subprocess.CompletedProcess:
@@ -117,6 +122,20 @@ CLI_CASES = [
     ("both-tasks", ["predict", "--task", "antonym", "--task-file", "{d}/one.txt"], "Give exactly one of --task"),
     ("unknown-dtype", ["info", "--dtype", "float8"], "--dtype: invalid choice"),
     ("unknown-model", ["info", "--model", "no-such/model"], "Could not load model 'no-such/model'"),
+    # files that cannot be read or written: found before any model loads (where a case names
+    # a model that cannot load, the file's message shows it was checked first)
+    ("task-file-is-a-folder", ["predict", "--task-file", "{d}"], "Cannot read task file"),
+    ("vector-missing", ["steer", "--prompt", "Hi", "--vector", "{d}/nowhere.safetensors"], "Cannot read --vector {d}/nowhere.safetensors: No such file"),
+    ("vector-is-a-folder", ["steer", "--prompt", "Hi", "--vector", "{d}"], "Cannot read --vector {d}: it is a folder"),
+    ("vector-under-a-file", ["steer", "--prompt", "Hi", "--vector", "{d}/one.txt/v.safetensors"], "a part of the path is not a folder"),
+    ("out-missing-folder", ["info", "--model", "no-such/model", "--out", "{d}/missing/out.json"], "Cannot write --out {d}/missing/out.json: the folder {d}/missing does not exist"),
+    ("out-is-a-folder", ["predict", "--task", "antonym", "--model", "no-such/model", "--out", "{d}"], "Cannot write --out {d}: it is a folder"),
+    ("out-under-a-file", ["info", "--model", "no-such/model", "--out", "{d}/one.txt/out.json"], "{d}/one.txt is not a folder"),
+    ("save-name-with-space", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/my vec.safetensors"], "--save {d}/my vec.safetensors: the vector is named after the file. Invalid vector name 'my vec'"),
+    ("save-name-too-long", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/" + "v" * 65 + ".safetensors"], "Invalid vector name"),
+    ("save-missing-folder", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/missing/fv.safetensors"], "Cannot write --save {d}/missing/fv.safetensors: the folder {d}/missing does not exist"),
+    ("save-as-json", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/fv.json"], "'fv.json' ends in .json"),
+    ("save-onto-out", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/fv.safetensors", "--out", "{d}/fv.json"], "would write the same file"),
     # these load the default model (the check needs its width or its number of layers and heads)
     pytest.param("vector-wrong-width", ["steer", "--prompt", "Hi", "--vector", "{d}/narrow.safetensors"], f"has width 64, but the loaded model's residual stream has width {D_MODEL}", marks=pytest.mark.slow),
     pytest.param("layer-out-of-range", ["steer", "--prompt", "Hi", "--positive", "Love", "--negative", "Hate", "--layer", "99"], "Layer 99 is out of range", marks=pytest.mark.slow),
@@ -130,12 +149,14 @@ def _param(case):
     return pytest.param(*case, id=case[0])
 
 
-def _check_cli_error(rc, out: str, err: str, expected: str) -> None:
+def _check_cli_error(rc, out: str, err: str, expected: str, files: Path | None = None) -> None:
     assert rc == 2, (rc, err[-2000:])
     assert "Traceback" not in err, err[-2000:]
     assert out == "", "no JSON on bad input"
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
+    if files is not None:
+        expected = expected.replace("{d}", str(files))
     assert expected in lines[0], (expected, lines[0])
     assert len(lines[0]) < 400, "a message, not a dump"
 
@@ -161,27 +182,51 @@ def test_cli_rejects(name, argv, expected, files, offline, capsys):
     except SystemExit as exc:  # argparse
         rc = exc.code
     out, err = capsys.readouterr()
-    _check_cli_error(rc, out, err, expected)
+    _check_cli_error(rc, out, err, expected, files)
+    assert sorted(p.name for p in files.iterdir()) == FILES, "a failed command writes nothing"
 
 
 # one case of each kind through a real `python -m core` process: the exit status and the
 # whole of stderr as a user sees them (no warnings, progress bars or tracebacks around the line)
-SUBPROCESS_CASES = ["5000-lines", "coeff-nan", "vector-png", "max-new-tokens", "unknown-model", "layer-out-of-range"]
+SUBPROCESS_CASES = ["5000-lines", "coeff-nan", "vector-png", "max-new-tokens", "unknown-model", "save-name-with-space", "layer-out-of-range"]
 
 
 @pytest.mark.parametrize(("name", "argv", "expected"), [_param(c) for c in CLI_CASES if _param(c).id in SUBPROCESS_CASES])
 def test_cli_process_rejects(name, argv, expected, files):
     proc = _cli(argv, files)
-    _check_cli_error(proc.returncode, proc.stdout, proc.stderr, expected)
+    _check_cli_error(proc.returncode, proc.stdout, proc.stderr, expected, files)
 
 
-def test_cli_error_cases_name_the_limits():
-    """The CLI and the UI enforce the same numbers: each number in a message comes from limits."""
-    expected = {c[0]: c[2] for c in CLI_CASES if not hasattr(c, "marks")}
-    assert str(limits.MAX_PAIRS) in expected["5000-lines"]
-    assert str(limits.MAX_PROMPT_CHARS) in expected["long-prompt"]
-    assert str(limits.MAX_NEW_TOKENS) in expected["max-new-tokens"]
-    assert 5000 > limits.MAX_PAIRS and len(LONG_PROMPT) > limits.MAX_PROMPT_CHARS and 100000 > limits.MAX_NEW_TOKENS
+# (limit, a value no message would contain by chance, argv one past it, the message): each
+# limit is set to the odd value, so the number in the message can only come from core.limits
+LIMIT_CASES = [
+    ("MAX_PAIRS", 37, lambda d, n: ["predict", "--task-file", _lines(d, n + 1)], "Too many lines: 38 (the limit is 37 pairs)"),
+    ("MAX_PROMPT_CHARS", 123, lambda d, n: ["steer", "--prompt", "x" * (n + 1), "--positive", "a", "--negative", "b"], "The prompt has 124 characters; the limit is 123"),
+    ("MAX_NEW_TOKENS", 17, lambda d, n: ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--max-new-tokens", str(n + 1)], "from 1 to 17 (got 18)"),
+    ("MAX_ABS_COEFF", 7.25, lambda d, n: ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--coeff", str(n + 0.5)], "between -7.25 and 7.25"),
+]
+
+
+def _lines(folder: Path, n: int) -> str:
+    path = folder / f"{n}_lines.txt"
+    path.write_text("\n".join(f"w{i} -> v{i}" for i in range(n)))
+    return str(path)
+
+
+@pytest.mark.parametrize(("limit", "value", "argv", "expected"), LIMIT_CASES, ids=[c[0] for c in LIMIT_CASES])
+def test_cli_messages_name_the_limits(limit, value, argv, expected, tmp_path, offline, monkeypatch, capsys):
+    """One past a limit, the CLI's one line names the limit; at the limit it is not refused
+    for it (it gets as far as loading the model, which does not exist here)."""
+    from core.cli import main
+
+    monkeypatch.setattr(limits, limit, value)
+    assert main(argv(tmp_path, value)) == 2
+    out, err = capsys.readouterr()
+    _check_cli_error(2, out, err, expected)
+    at_limit = argv(tmp_path, value - 1 if isinstance(value, int) else value - 0.5)
+    assert main([*at_limit, "--model", "no-such/model"]) == 2
+    out, err = capsys.readouterr()
+    _check_cli_error(2, out, err, "Could not load model 'no-such/model'")
 
 
 # =============================================================================================
@@ -477,6 +522,11 @@ def test_limits_are_shown_in_the_sidebar(tmp_path, monkeypatch):
 # =============================================================================================
 
 
+class Unpickled(BaseException):
+    """Not an Exception: from_bytes turns every Exception into its user error, and this must
+    get through to fail the test."""
+
+
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
@@ -491,7 +541,7 @@ def test_limits_are_shown_in_the_sidebar(tmp_path, monkeypatch):
 )
 def test_vector_file_rejected(data, fragment, monkeypatch):
     def no_unpickling(*args, **kwargs):
-        raise AssertionError("a vector file was unpickled")
+        raise Unpickled("a vector file was unpickled")
 
     monkeypatch.setattr(pickle, "loads", no_unpickling)
     monkeypatch.setattr(pickle, "load", no_unpickling)

@@ -1,16 +1,34 @@
-"""Vectors: arithmetic, files that round-trip exactly, files that are refused, expressions."""
+"""Vectors: arithmetic, files that round-trip exactly, files that are refused, expressions;
+the library's folders (one per model, inside the root, old folders still read) and saves
+that two people can make at once."""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
+import os
 import pickle
+import threading
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save as st_save
 
 from core.errors import UserInputError
-from core.vectors import Library, Vector, check_name, combine, cosine_matrix, from_bytes, to_bytes
+from core.files import write_atomic
+from core.vectors import (
+    Library,
+    Vector,
+    check_name,
+    combine,
+    cosine_matrix,
+    from_bytes,
+    model_folder_name,
+    save_file,
+    to_bytes,
+)
 
 D = 64
 
@@ -73,6 +91,24 @@ def test_names():
             check_name(bad)
 
 
+@pytest.mark.parametrize("bad", ["my vec", "", "../x", "x.y", "2fast", "a" * 65, "a/b"])
+def test_a_vector_checks_its_name_when_made(bad):
+    """A name that files cannot carry is refused at once, not saved and then refused at load."""
+    with pytest.raises(UserInputError, match="Invalid vector name"):
+        vec(bad, 0)
+    with pytest.raises(UserInputError, match="Invalid vector name"):
+        vec("ok", 0).renamed(bad)
+    with pytest.raises(UserInputError, match="Invalid vector name"):
+        dataclasses.replace(vec("ok", 0), name=bad)
+
+
+def test_a_vector_name_is_trimmed_and_must_be_text():
+    assert vec("  padded ", 0).name == "padded"
+    assert from_bytes(to_bytes(vec(" padded", 0))).name == "padded"
+    with pytest.raises(UserInputError, match="must be text"):
+        vec(7, 0)
+
+
 # --- files ---------------------------------------------------------------------------------
 
 
@@ -108,11 +144,215 @@ def test_library_round_trip_is_exact(tmp_path, shape):
         lib.load("org/tiny model", "my_vec")
 
 
+# --- the library's folders -----------------------------------------------------------------
+
+AWKWARD_IDS = ["..", ".", "/", "", "a/../../b", "../x", "~/m", ".hidden", "org/m", "org_m", "org m",
+               "C:\\models\\m", "m\x00", "é/ü", "x" * 500, "x" * 499 + "y", "/home/u/models/m"]
+
+
+@pytest.mark.parametrize("model_id", AWKWARD_IDS, ids=lambda m: repr(m)[:24])
+def test_library_folder_is_one_component_inside_the_root(tmp_path, model_id):
+    root = tmp_path / "data" / "vectors"
+    lib = Library(root)
+    folder = lib.folder(model_id)
+    assert folder.parent == root and folder.name == model_folder_name(model_id)
+    assert folder.name not in ("", ".", "..") and not folder.name.startswith(".")
+    assert "/" not in folder.name and "\\" not in folder.name and "\x00" not in folder.name
+    assert len(folder.name) <= 65  # 48 readable characters, '-', 16 hex digits
+    v = vec("a", 0, model_id=model_id)
+    path = lib.save(v)
+    assert path.resolve().parent.parent == root.resolve()
+    assert lib.names(model_id) == ["a"]
+    _same_vector(lib.load(model_id, "a"), v)
+    everything = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert everything == sorted(["data", "data/vectors", f"data/vectors/{folder.name}",
+                                 f"data/vectors/{folder.name}/a.safetensors", f"data/vectors/{folder.name}/a.json"])
+
+
+def test_library_folders_differ_for_different_models(tmp_path):
+    """org/m and org_m (and two 500-character ids alike in their first 499) keep apart."""
+    lib = Library(tmp_path)
+    assert len({lib.folder(m) for m in AWKWARD_IDS}) == len(AWKWARD_IDS)
+    assert model_folder_name("org/m").startswith("org_m-")  # still readable
+    made = {m: vec("same", i, model_id=m) for i, m in enumerate(AWKWARD_IDS)}
+    for v in made.values():
+        lib.save(v)  # no "already exists": every model has its own folder
+    for m, v in made.items():
+        assert lib.names(m) == ["same"]
+        _same_vector(lib.load(m, "same"), v)
+
+
+def _old_save(folder: Path, vector: Vector) -> Path:
+    """A vector saved as the first library versions did, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{vector.name}.safetensors"
+    path.write_bytes(to_bytes(vector))
+    path.with_suffix(".json").write_text(json.dumps(vector.metadata(), indent=2))
+    return path
+
+
+def test_library_still_finds_vectors_in_old_folders(tmp_path):
+    """Old folders were named by replacing unsafe characters, so org/m and org_m shared
+    'org_m': each file's header says whose it is."""
+    lib = Library(tmp_path)
+    mine, theirs = vec("a", 0, model_id="org/m"), vec("b", 1, model_id="org_m")
+    _old_save(tmp_path / "org_m", mine)
+    _old_save(tmp_path / "org_m", theirs)
+    dotted = _old_save(tmp_path / "a_.._.._b", vec("d", 2, model_id="a/../../b"))
+    assert lib.names("org/m") == ["a"] and lib.names("org_m") == ["b"] and lib.names("a/../../b") == ["d"]
+    _same_vector(lib.load("org/m", "a"), mine)
+    _same_vector(lib.load("org_m", "b"), theirs)
+    assert lib.load_all("a/../../b")["d"].model_id == "a/../../b"
+    with pytest.raises(UserInputError, match="No vector named 'b' for model 'org/m'"):
+        lib.load("org/m", "b")
+    (tmp_path / "org_m" / "broken.safetensors").write_bytes(b"not a vector")  # nobody's: listed for neither
+    assert lib.names("org/m") == ["a"] and lib.names("org_m") == ["b"]
+
+    # new vectors go to the new folder and are listed with the old ones; an old name is taken
+    lib.save(vec("c", 3, model_id="org/m"))
+    assert lib.names("org/m") == ["a", "c"]
+    with pytest.raises(UserInputError, match="A vector named 'a' already exists"):
+        lib.save(vec("a", 4, model_id="org/m"))
+    # overwriting replaces the old copy, which must not come back after a delete
+    newer = vec("a", 5, model_id="org/m")
+    lib.save(newer, overwrite=True)
+    _same_vector(lib.load("org/m", "a"), newer)
+    assert not (tmp_path / "org_m" / "a.safetensors").exists()
+    lib.delete("org/m", "a")
+    assert lib.names("org/m") == ["c"]
+    # deleting org/m's 'b' leaves org_m's 'b' alone; org_m's own delete removes it and its sidecar
+    lib.delete("org/m", "b")
+    assert lib.names("org_m") == ["b"]
+    lib.delete("org_m", "b")
+    assert lib.names("org_m") == [] and not (tmp_path / "org_m" / "b.json").exists()
+    lib.delete("a/../../b", "d")
+    assert not dotted.exists() and not dotted.with_suffix(".json").exists()
+
+
+def test_library_never_reads_an_old_folder_outside_its_root(tmp_path):
+    """The old names of '..', '.' and '' were the root's parent and the root itself."""
+    root = tmp_path / "data" / "vectors"
+    strays = {"..": root.parent, ".": root, "": root}
+    for i, (model_id, where) in enumerate(strays.items()):
+        _old_save(where, vec(f"stray{i}", i, model_id=model_id))
+    lib = Library(root)
+    for i, model_id in enumerate(strays):
+        assert lib.names(model_id) == []
+        with pytest.raises(UserInputError, match=f"No vector named 'stray{i}'"):
+            lib.load(model_id, f"stray{i}")
+        lib.delete(model_id, f"stray{i}")  # deletes nothing there either
+        lib.save(vec(f"stray{i}", 10 + i, model_id=model_id))  # the name is free in its own folder
+    for i, where in enumerate(strays.values()):
+        assert (where / f"stray{i}.safetensors").exists() and (where / f"stray{i}.json").exists()
+
+
 def test_library_refuses_wrong_width(tmp_path):
     lib = Library(tmp_path)
     lib.save(vec("a", 0))
     with pytest.raises(UserInputError, match="has width 64, but the loaded model's residual stream has width 576"):
         lib.load("tiny-llama", "a", expect_d_model=576)
+
+
+# --- saving: atomic, and exclusive unless overwriting ------------------------------------------
+
+
+def test_racing_saves_of_one_name_keep_exactly_one(tmp_path):
+    """Several people save the same name at the same moment: one wins, the others are told."""
+    lib = Library(tmp_path)
+    n_threads = 4
+    start = threading.Barrier(n_threads)
+    for i in range(150):
+        name = f"v{i}"
+        candidates = [vec(name, n_threads * i + k) for k in range(n_threads)]
+        results: list[object] = [None] * n_threads
+
+        def save(k: int) -> None:
+            start.wait()
+            try:
+                results[k] = lib.save(candidates[k])
+            except UserInputError as exc:
+                results[k] = exc
+
+        threads = [threading.Thread(target=save, args=(k,)) for k in range(n_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [k for k, r in enumerate(results) if isinstance(r, Path)]
+        assert len(winners) == 1, results
+        for k, r in enumerate(results):
+            if k != winners[0]:
+                assert isinstance(r, UserInputError) and f"A vector named '{name}' already exists" in str(r)
+        won = candidates[winners[0]]
+        _same_vector(lib.load("tiny-llama", name), won)  # complete, and the winner's
+        assert json.loads(results[winners[0]].with_suffix(".json").read_text()) == won.metadata()
+    assert sorted(p.name for p in lib.folder("tiny-llama").iterdir() if not p.name.startswith("v")) == []
+
+
+def test_overwriting_never_shows_a_reader_half_a_file(tmp_path):
+    """One person overwrites a (large) vector again and again while another loads it."""
+    lib = Library(tmp_path)
+    big = [vec("big", k, d=200_000) for k in range(2)]
+    lib.save(big[0])
+    done, failures = threading.Event(), []
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                v = lib.load("tiny-llama", "big")
+                assert any(torch.equal(v.values, b.values) for b in big)
+            except (UserInputError, AssertionError) as exc:
+                failures.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(200):
+            lib.save(big[i % 2], overwrite=True)
+    finally:
+        done.set()
+        reader.join()
+    assert failures == []
+
+
+def test_write_atomic_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(FileExistsError):
+        write_atomic(target, b"new", exclusive=True)
+    with pytest.raises(TypeError):
+        write_atomic(target, "not bytes")  # fails half-way through writing the temporary file
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["file.bin"]
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["file.bin"]
+    with pytest.raises(FileNotFoundError):
+        write_atomic(tmp_path / "missing" / "file.bin", b"x")
+
+
+def test_exclusive_save_without_hard_links(tmp_path, monkeypatch):
+    """Filesystems without hard links: the name is claimed with O_EXCL instead, still exclusive."""
+
+    def no_links(src, dst, *args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    lib = Library(tmp_path)
+    first = vec("a", 0)
+    lib.save(first)
+    with pytest.raises(UserInputError, match="already exists"):
+        lib.save(vec("a", 1))
+    _same_vector(lib.load("tiny-llama", "a"), first)
+    assert sorted(p.name for p in lib.folder("tiny-llama").iterdir()) == ["a.json", "a.safetensors"]
+
+
+def test_save_errors_are_messages(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the library should be")
+    with pytest.raises(UserInputError, match=r"Cannot save vector 'a' in .*not_a_folder"):
+        Library(blocker).save(vec("a", 0))
+    with pytest.raises(UserInputError, match="ends in .json"):
+        save_file(vec("a", 0), tmp_path / "a.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_folder"]
 
 
 def test_from_bytes_refuses_wrong_model_and_width():
