@@ -410,7 +410,8 @@ def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out:
 
             def note_wait(step: str):
                 def check() -> None:
-                    if any("Waiting for the model" in t for t in H.alerts(page, "Info")):
+                    # the progress bar of a computation queued behind the other user's says so
+                    if any("Waiting for the model" in t for t in page.locator("[data-testid=stProgress]").all_inner_texts()):
                         waited.add(step)
                 return check
 
