@@ -309,16 +309,10 @@ def last_token_scores(
     """Score every group of last-token edits: log-prob of the target and the top-1 token.
 
     ``groups[g]`` is a list of edits applied together; an empty list is the unedited run.
-
-    Fast path (``use_cache``): the prefix (all but the last token) runs once and its key/value
-    cache is kept. One unedited last-token pass records every block's output. Then several
-    groups share one pass as extra *columns* at the last position: the last token is fed
-    ``n_groups`` times, all at the same position id, under a mask that lets each copy see the
-    prefix and itself only. So every column computes exactly the last token's forward, with its
-    own edits, and the cache is never copied. A pass whose earliest edit is at layer ``l`` skips
-    blocks ``< l`` and is handed their recorded outputs, which no edit at ``l`` can change.
-
-    Plain path: every group runs the whole prompt as its own rows (the reference, and remote).
+    Prompts run in chunks (bounded memory); each chunk runs on the fast path
+    (:func:`_fast_chunk`, ``use_cache``) or the plain one (:func:`_plain_chunk`, the
+    reference, and remote). Each pass takes its own turn on the shared model, so other users'
+    computations run between passes (core.turns); nothing but the pass changes the model.
     """
     _check_edits(lm, groups)
     if lm.spec.remote:
@@ -326,99 +320,127 @@ def last_token_scores(
     n_groups = len(groups)
     logprob = torch.empty(n_groups, len(enc))
     top1 = torch.empty(n_groups, len(enc), dtype=torch.long)
-    kw = _forward_kwargs(lm)
-    arch = lm.arch
-    dtype = lm.dtype
     p_chunks = _chunks(len(enc), _prompt_chunk(lm, enc))
-    edited = [g for g in range(n_groups) if groups[g]]
     empty = [g for g in range(n_groups) if not groups[g]]
     # by first edited layer, so each pass skips as many blocks as it can
-    edited.sort(key=lambda g: _start_layer(groups[g]))
-    # one turn on the model per pass, so other users' computations run between passes
-    # (core.turns); the key/value cache is this call's own and nothing else changes the model
-    with torch.no_grad():
-        for pi, p_sl in enumerate(p_chunks):
-            sub = enc.rows(p_sl)
-            n_rows, width = sub.input_ids.shape
-            tgt = target_ids[p_sl]
-            # a chunk of one-token prompts has no prefix to cache (chunks are trimmed of padding)
-            cached = use_cache and width >= 2
-            # groups per pass: bounded by the logits it makes (n_rows x n_groups x d_vocab)
-            per_pass = max(1, min(max_groups_per_pass, LOGIT_BUDGET // max(1, n_rows * arch.d_vocab * 4)))
-            if not cached:
-                # the plain path repeats every row per group: bound rows, not prompts
-                per_pass = min(per_pass, max(1, _row_budget(lm, enc) // n_rows))
-            passes = _plan_passes(groups, edited, per_pass, cached)
-            total = len(p_chunks) * (len(passes) + 1)
-            done = pi * (len(passes) + 1)
-            with lm.locked():
-                if cached:
-                    out = lm.hf(
-                        input_ids=sub.input_ids[:, :-1],
-                        attention_mask=sub.attention_mask[:, :-1],
-                        position_ids=sub.position_ids[:, :-1],
-                        use_cache=True,
-                        **kw,
-                    )
-                    cache = getattr(out, "past_key_values", None) or getattr(out, "cache")
-                    base_resid: list = []
-                    with lm.trace(
-                        input_ids=sub.input_ids[:, -1:],
-                        attention_mask=_group_mask(sub.attention_mask[:, :-1], 1, dtype),
-                        position_ids=sub.position_ids[:, -1:],
-                        past_key_values=cache,
-                        use_cache=True,
-                        **kw,
-                    ):
-                        for layer in range(arch.n_layers):
-                            base_resid.append(A.resid(arch, A.blocks(arch, lm.nn)[layer].output).save())
-                        picked, best = _score(lm, tgt, 1)
-                    cache.crop(-1)
-                else:
-                    with lm.trace(**sub.as_inputs(), **kw):
-                        picked, best = _score(lm, tgt, 1)
-            for g in empty:
-                logprob[g, p_sl] = picked[:, 0].float().cpu()
-                top1[g, p_sl] = best[:, 0].cpu()
-            done += 1
-            progress(done / total, f"pass {done}/{total}")
-            for members in passes:
-                n_g = len(members)
-                chunk_groups = [_slice_values(groups[g], p_sl) for g in members]
-                if cached:
-                    start = _start_layer(chunk_groups[0])
-                    inputs = {
-                        "input_ids": sub.input_ids[:, -1:].expand(-1, n_g),
-                        "attention_mask": _group_mask(sub.attention_mask[:, :-1], n_g, dtype),
-                        "position_ids": sub.position_ids[:, -1:].expand(-1, n_g),
-                        "past_key_values": cache,
-                        "use_cache": True,
-                    }
-                    if "logits_to_keep" in kw:
-                        inputs["logits_to_keep"] = n_g
-                    with lm.locked():
-                        with lm.trace(**inputs):
-                            blocks = A.blocks(arch, lm.nn)
-                            for j in range(start):
-                                blocks[j].skip(A.as_block_output(arch, base_resid[j].expand(-1, n_g, -1)))
-                            _apply_edits(lm, chunk_groups, "cols")
-                            picked, best = _score(lm, tgt, n_g)
-                    for layer in cache.layers[start:]:  # skipped blocks added nothing
-                        layer.crop(-n_g)
-                    logprob[members, p_sl] = picked.float().cpu().T
-                    top1[members, p_sl] = best.cpu().T
-                else:
-                    inputs = {k: v.repeat_interleave(n_g, 0) for k, v in sub.as_inputs().items()}
-                    with lm.locked():
-                        with lm.trace(**inputs, **kw):
-                            _apply_edits(lm, chunk_groups, "rows")
-                            picked, best = _score(lm, tgt.repeat_interleave(n_g), 1)
-                    # rows are prompt-major: row = prompt * n_g + group
-                    logprob[members, p_sl] = picked[:, 0].float().cpu().view(n_rows, n_g).T
-                    top1[members, p_sl] = best[:, 0].cpu().view(n_rows, n_g).T
-                done += 1
-                progress(done / total, f"pass {done}/{total}")
+    edited = sorted((g for g in range(n_groups) if groups[g]), key=lambda g: _start_layer(groups[g]))
+    done = [0]
+    for p_sl in p_chunks:
+        sub = enc.rows(p_sl)
+        n_rows, width = sub.input_ids.shape
+        # a chunk of one-token prompts has no prefix to cache (chunks are trimmed of padding)
+        cached = use_cache and width >= 2
+        # groups per pass: bounded by the logits it makes (n_rows x n_groups x d_vocab)
+        per_pass = max(1, min(max_groups_per_pass, LOGIT_BUDGET // max(1, n_rows * lm.arch.d_vocab * 4)))
+        if not cached:
+            # the plain path repeats every row per group: bound rows, not prompts
+            per_pass = min(per_pass, max(1, _row_budget(lm, enc) // n_rows))
+        passes = _plan_passes(groups, edited, per_pass, cached)
+        total = len(p_chunks) * (len(passes) + 1)
+
+        def step() -> None:
+            done[0] += 1
+            progress(done[0] / total, f"pass {done[0]}/{total}")
+
+        edits = [[_slice_values(groups[g], p_sl) for g in members] for members in passes]
+        run_chunk = _fast_chunk if cached else _plain_chunk
+        with torch.no_grad():
+            (base_lp, base_top), *scored = run_chunk(lm, sub, target_ids[p_sl], edits, step)
+        for g in empty:
+            logprob[g, p_sl], top1[g, p_sl] = base_lp[0], base_top[0]
+        for members, (lp, top) in zip(passes, scored):
+            logprob[members, p_sl], top1[members, p_sl] = lp, top
     return Scores(logprob=logprob, top1=top1)
+
+
+# One chunk of prompts: the unedited run, then one pass per list of groups. Each returns
+# [(logprob [n_groups_in_pass, n_rows], top1 [n_groups_in_pass, n_rows])], the unedited run
+# first (one group), and calls ``step`` after every pass.
+ChunkScores = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _fast_chunk(
+    lm: LoadedModel, sub: Encoded, targets: torch.Tensor, passes: list[list[list[Edit]]], step: Callable[[], None]
+) -> ChunkScores:
+    """The prefix (all but the last token) runs once and its key/value cache is kept. One
+    unedited last-token pass records every block's output. Then the groups of a pass share one
+    forward as extra *columns* at the last position: the last token is fed ``n_groups`` times,
+    all at the same position id, under a mask that lets each copy see the prefix and itself
+    only. So every column computes exactly the last token's forward, with its own edits, and
+    the cache is never copied. A pass whose earliest edit is at layer ``l`` skips blocks
+    ``< l`` and is handed their recorded outputs, which no edit at ``l`` can change."""
+    arch, kw, dtype = lm.arch, _forward_kwargs(lm), lm.dtype
+    with lm.locked():
+        out = lm.hf(
+            input_ids=sub.input_ids[:, :-1],
+            attention_mask=sub.attention_mask[:, :-1],
+            position_ids=sub.position_ids[:, :-1],
+            use_cache=True,
+            **kw,
+        )
+        cache = getattr(out, "past_key_values", None) or getattr(out, "cache")
+        base_resid: list = []
+        with lm.trace(
+            input_ids=sub.input_ids[:, -1:],
+            attention_mask=_group_mask(sub.attention_mask[:, :-1], 1, dtype),
+            position_ids=sub.position_ids[:, -1:],
+            past_key_values=cache,
+            use_cache=True,
+            **kw,
+        ):
+            for layer in range(arch.n_layers):
+                base_resid.append(A.resid(arch, A.blocks(arch, lm.nn)[layer].output).save())
+            picked, best = _score(lm, targets, 1)
+        cache.crop(-1)
+    results: ChunkScores = [(picked.float().cpu().T, best.cpu().T)]  # [1, n_rows]
+    step()
+    for groups in passes:
+        n_g = len(groups)
+        start = _start_layer(groups[0])
+        inputs = {
+            "input_ids": sub.input_ids[:, -1:].expand(-1, n_g),
+            "attention_mask": _group_mask(sub.attention_mask[:, :-1], n_g, dtype),
+            "position_ids": sub.position_ids[:, -1:].expand(-1, n_g),
+            "past_key_values": cache,
+            "use_cache": True,
+        }
+        if "logits_to_keep" in kw:
+            inputs["logits_to_keep"] = n_g
+        with lm.locked():
+            with lm.trace(**inputs):
+                blocks = A.blocks(arch, lm.nn)
+                for j in range(start):
+                    blocks[j].skip(A.as_block_output(arch, base_resid[j].expand(-1, n_g, -1)))
+                _apply_edits(lm, groups, "cols")
+                picked, best = _score(lm, targets, n_g)
+        for layer in cache.layers[start:]:  # skipped blocks added nothing
+            layer.crop(-n_g)
+        results.append((picked.float().cpu().T, best.cpu().T))  # [n_g, n_rows]
+        step()
+    return results
+
+
+def _plain_chunk(
+    lm: LoadedModel, sub: Encoded, targets: torch.Tensor, passes: list[list[list[Edit]]], step: Callable[[], None]
+) -> ChunkScores:
+    """Every group runs the whole prompt as its own rows (prompt-major: row = prompt * n_g + group)."""
+    kw = _forward_kwargs(lm)
+    n_rows = len(sub)
+    with lm.locked():
+        with lm.trace(**sub.as_inputs(), **kw):
+            picked, best = _score(lm, targets, 1)
+    results: ChunkScores = [(picked.float().cpu().T, best.cpu().T)]  # [1, n_rows]
+    step()
+    for groups in passes:
+        n_g = len(groups)
+        inputs = {k: v.repeat_interleave(n_g, 0) for k, v in sub.as_inputs().items()}
+        with lm.locked():
+            with lm.trace(**inputs, **kw):
+                _apply_edits(lm, groups, "rows")
+                picked, best = _score(lm, targets.repeat_interleave(n_g), 1)
+        results.append((picked[:, 0].float().cpu().view(n_rows, n_g).T, best[:, 0].cpu().view(n_rows, n_g).T))
+        step()
+    return results
 
 
 def top_tokens(lm: LoadedModel, logits: torch.Tensor, k: int = 10) -> list[list[tuple[str, int, float]]]:

@@ -199,8 +199,10 @@ def _hammer(tok, n_threads: int = 8, n_calls: int = 300) -> list[str]:
     texts = ["hot -> cold\nbig -> small\nfast ->", "a", "The Eiffel Tower is in the city of Paris " * 8]
     alone = [len(tok(t)["input_ids"]) for t in texts]
     errors: list[str] = []
+    start = threading.Barrier(n_threads)
 
     def work(i: int) -> None:
+        start.wait()  # all at once: the more they overlap, the surer the failure without a lock
         try:
             for j in range(n_calls):
                 if i % 2:
@@ -225,8 +227,10 @@ def test_shared_tokenizer_is_safe_from_many_threads(tokenizer):
 
     raw = copy.deepcopy(tokenizer)  # conftest's: the default model's fast tokenizer
     raw.padding_side, raw.pad_token = "left", raw.eos_token
-    assert _hammer(raw), "the unprotected tokenizer did not fail: this test would prove nothing"
-    assert _hammer(SharedTokenizer.copy_of(raw)) == []
+    # a race: usually the first round fails; a busy machine may need a few more
+    assert any(_hammer(raw) for _ in range(10)), "the unprotected tokenizer did not fail: this test would prove nothing"
+    shared = SharedTokenizer.copy_of(raw)
+    assert [e for _ in range(3) for e in _hammer(shared)] == []
 
 
 def test_loaded_models_hand_out_a_shared_copy(llama):
