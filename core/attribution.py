@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from einops import rearrange
 
 from core.inference import Edit, Progress, _noop, encode, first_token_ids, last_token_scores, run_forward
 from core.models import LoadedModel
@@ -42,7 +43,8 @@ def clean_stats(lm: LoadedModel, prompts: PromptSet, progress: Progress = _noop)
     """One traced pass over the clean prompts: mean head slices, the h-vector, and accuracy."""
     arch = lm.arch
     fw = run_forward(lm, encode(lm, prompts.clean), save_resid=True, save_heads=True, progress=progress)
-    heads = fw.heads.view(arch.n_layers, len(prompts), arch.n_heads, arch.d_head)
+    # [n_layers, n_prompts, n_heads * d_head] -> one slice per head
+    heads = rearrange(fw.heads, "layer prompt (head d_head) -> layer prompt head d_head", head=arch.n_heads)
     targets = first_token_ids(lm, prompts.targets)
     acc = (fw.logits.argmax(-1) == targets).float().mean().item()
     return CleanStats(
@@ -65,9 +67,10 @@ class Attribution:
     extra: dict = field(default_factory=dict)
 
     def top_heads(self, k: int) -> list[tuple[int, int]]:
-        n_heads = self.cie.shape[1]
+        """The ``k`` heads of largest effect, largest first, as (layer, head)."""
         order = torch.argsort(self.cie.flatten(), descending=True)[:k]
-        return [(int(i) // n_heads, int(i) % n_heads) for i in order]
+        layers, heads = torch.unravel_index(order, self.cie.shape)
+        return list(zip(layers.tolist(), heads.tolist()))
 
 
 def head_patch_groups(mean_heads: torch.Tensor, heads: list[tuple[int, int]]) -> list[list[Edit]]:

@@ -372,12 +372,11 @@ def default_library_dir() -> Path:
 def cosine_matrix(vectors: list[Vector]) -> torch.Tensor:
     """``[n, n]`` cosine similarity of the flattened vectors (shapes must match pairwise to compare)."""
     flat = [v.values.float().flatten() for v in vectors]
-    n = len(flat)
-    out = torch.full((n, n), float("nan"))
-    for i in range(n):
-        for j in range(n):
-            if flat[i].shape == flat[j].shape:
-                out[i, j] = torch.nn.functional.cosine_similarity(flat[i], flat[j], dim=0)
+    out = torch.full((len(flat), len(flat)), float("nan"))
+    for shape in {f.shape for f in flat}:  # one normalised matrix product per shape
+        idx = torch.tensor([i for i, f in enumerate(flat) if f.shape == shape])
+        unit = torch.nn.functional.normalize(torch.stack([flat[i] for i in idx]), dim=-1)  # [n, numel]
+        out[idx[:, None], idx[None, :]] = unit @ unit.T
     return out
 
 

@@ -452,3 +452,12 @@ def test_auto_layer_breaks_accuracy_ties_by_log_probability(tiny_llama):
     tied = acc == acc.max()
     if tied.sum() > 1:  # the case this is about: the log-probability decided among tied layers
         assert float(logprob[best]) == float(logprob[tied].max())
+
+
+def test_top_heads_are_layer_head_pairs_largest_first():
+    from core.attribution import Attribution
+
+    cie = torch.zeros(3, 4)
+    cie[2, 1], cie[0, 3], cie[1, 0] = 0.9, 0.5, 0.7
+    at = Attribution(cie=cie, per_prompt=cie[..., None], baseline=torch.zeros(1), metric="prob", method="fast", seconds=0.0)
+    assert at.top_heads(3) == [(2, 1), (1, 0), (0, 3)]

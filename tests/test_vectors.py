@@ -414,6 +414,8 @@ def test_cosine_matrix():
     m = cosine_matrix([a, -a, b, vec("c", 2, d=32)])
     assert m[0, 0] == pytest.approx(1.0) and m[0, 1] == pytest.approx(-1.0)
     assert torch.isnan(m[0, 3]) and m[3, 3] == pytest.approx(1.0)
+    expected = torch.nn.functional.cosine_similarity(a.values.flatten(), b.values.flatten(), dim=0)
+    assert m[0, 2] == pytest.approx(float(expected), abs=1e-6) and m[2, 0] == m[0, 2]
 
 
 # --- expressions ---------------------------------------------------------------------------
