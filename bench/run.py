@@ -38,6 +38,47 @@ def cold_load_seconds() -> float:
         return float(out.stdout.strip().splitlines()[-1])
 
 
+def shared_model_figures(lm, vector) -> dict:
+    """How long a short computation waits for its turn behind a long one (core.turns).
+
+    A 200-token steered generation (pieces of core.steer.TOKENS_PER_TURN tokens) runs in one
+    thread; one second in, another thread runs a one-prompt forward, as a second user's short
+    computation would. Its wait is its time minus the same forward's time alone. Also the cost
+    of generating in pieces: the same generation in one piece, same run.
+    """
+    import threading
+
+    from core import steer
+    from core.inference import encode, run_forward
+
+    prompt = ["When you think of Netherlands, you usually think of"]
+    enc = encode(lm, ["The Eiffel Tower is in the city of"])
+    run_forward(lm, enc)
+    _, alone = timed(lambda: run_forward(lm, enc))
+    out: dict = {"short_forward_alone_s": alone}
+
+    def generate() -> None:
+        steer.generate_pair(lm, prompt, vector, 15, 1.0, "last", 200)
+
+    gen = threading.Thread(target=generate)
+    t0 = time.perf_counter()
+    gen.start()
+    time.sleep(1.0)
+    _, behind = timed(lambda: run_forward(lm, enc))
+    gen.join()
+    out["generation_200_tokens_in_pieces_s"] = time.perf_counter() - t0
+    out["short_forward_wait_behind_generation_s"] = behind - alone
+    pieces = steer.TOKENS_PER_TURN
+    try:
+        steer.TOKENS_PER_TURN = 10**6
+        _, out["generation_200_tokens_one_piece_s"] = timed(generate)
+    finally:
+        steer.TOKENS_PER_TURN = pieces
+    _, out["generation_200_tokens_pieces_alone_s"] = timed(generate)
+    out["pieces_overhead_ratio"] = out["generation_200_tokens_pieces_alone_s"] / out["generation_200_tokens_one_piece_s"]
+    return out
+
+
 def main() -> None:
     import torch
 
@@ -80,14 +121,17 @@ def main() -> None:
 
     try:
         from core import steer
+        from core.sweep import sweep
 
         prompt = ["When you think of Netherlands, you usually think of"]
         _, results["steer_pair_40_tokens_s"] = timed(lambda: steer.generate_pair(lm, prompt, vec, 15, 1.0, "last", 40))
         _, results["steer_sweep_5x5_20_tokens_s"] = timed(
-            lambda: steer.sweep(lm, prompt[0], vec, [9, 12, 15, 18, 21], [0.5, 1, 2, 4, 8], "last", 20, target_word="cold")
+            lambda: sweep(lm, prompt[0], {l: vec for l in (9, 12, 15, 18, 21)}, [0.5, 1, 2, 4, 8], "last", 20, target_word="cold")
         )
     except ImportError:
         results["steer"] = "core.steer not available"
+    results["shared_model"] = shared_model_figures(lm, vec)
+    print(json.dumps(results["shared_model"]), flush=True)
     results["peak_rss_gb"] = peak_gb()
 
     if not QUICK:
@@ -128,7 +172,7 @@ def main() -> None:
     print(f"\nwrote {OUT.relative_to(ROOT)}")
     width = max(len(k) for k in results)
     for key, value in results.items():
-        if key in ("fv_table", "machine", "attribution_scaling"):
+        if key in ("fv_table", "machine", "attribution_scaling", "shared_model"):
             continue
         print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     if "fv_table" in results:

@@ -69,6 +69,25 @@ for _alias in ("mistral", "qwen2", "qwen3", "mixtral", "olmo", "olmo2", "smollm3
 SUPPORTED_MODEL_TYPES = tuple(sorted(_LAYOUTS))
 
 
+def model_type_layouts() -> dict[str, dict[str, Any]]:
+    """Where every supported model type keeps its modules, as plain data (a fresh copy):
+    ``model_type -> {"family", "blocks", "out_proj", "norm", "unembed", "out_proj_is_conv1d",
+    "block_returns_tuple"}``, the attribute paths as in :class:`Arch`. For code that cannot
+    import this module, such as an exported script."""
+    return {
+        model_type: {
+            "family": family,
+            "blocks": blocks_path,
+            "out_proj": out_proj_path,
+            "norm": norm_path,
+            "unembed": unembed_path,
+            "out_proj_is_conv1d": conv1d,
+            "block_returns_tuple": family == "gptj",
+        }
+        for model_type, (family, blocks_path, out_proj_path, norm_path, unembed_path, conv1d) in sorted(_LAYOUTS.items())
+    }
+
+
 def get_path(root: Any, path: str) -> Any:
     """Follow a dotted attribute path (works on torch modules and nnsight envoys)."""
     obj = root

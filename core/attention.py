@@ -12,14 +12,13 @@ from __future__ import annotations
 import torch
 
 from core import arch as A
-from core.errors import UserInputError
+from core.checks import check_layer
 from core.models import LoadedModel
 
 
 def attention_pattern(lm: LoadedModel, prompt: str, layer: int) -> tuple[list[str], torch.Tensor]:
     """Token labels and the pattern ``[n_heads, pos, pos]`` of ``layer`` on one prompt."""
-    if not 0 <= layer < lm.arch.n_layers:
-        raise UserInputError(f"Layer {layer} is out of range (0..{lm.arch.n_layers - 1}).")
+    layer = check_layer(layer, lm.arch.n_layers)
     lm.require_local("Attention patterns")
     ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"].to(lm.device)  # [1, pos]
     with lm.locked(), torch.no_grad():

@@ -87,27 +87,24 @@ def cmd_attribution(args: argparse.Namespace) -> dict:
 
 
 def cmd_fv(args: argparse.Namespace) -> dict:
-    from core import fv
+    from core import checks, fv
     from core.vectors import save_file
-
-    from core.steer import _check_coeff
 
     task = _task(args)
     save = _save_target(args) if args.save_path else None
     # everything that needs no model is checked before the (slow) load and attribution
     explicit = fv.parse_head_list(args.head_list) if args.head_list is not None else None
-    if explicit is not None and not explicit:
-        raise UserInputError("No heads selected: --head-list names no head (write layer.head, e.g. 20.5,14.1).")
-    layer: int | str = args.layer if args.layer == "auto" else _int(args.layer, "--layer")
-    _check_coeff(args.coeff)
-    lm = _model(args)
-    n_layers, n_heads = lm.arch.n_layers, lm.arch.n_heads
     if explicit is not None:
-        explicit = fv.check_heads(lm, explicit)
-    elif not 1 <= args.heads <= n_layers * n_heads:
-        raise UserInputError(f"--heads must be from 1 to {n_layers * n_heads} (got {args.heads}).")
-    if layer != "auto" and not 0 <= layer < n_layers:
-        raise UserInputError(f"Layer {layer} is out of range: this model has layers 0..{n_layers - 1}.")
+        checks.check_heads(None, explicit)  # at least one
+    layer: int | str = args.layer if args.layer == "auto" else _int(args.layer, "--layer")
+    checks.check_coeff(args.coeff)
+    lm = _model(args)
+    if explicit is not None:
+        explicit = checks.check_heads(lm, explicit)
+    else:
+        checks.check_n_heads(args.heads, lm)
+    if layer != "auto":
+        layer = checks.check_layer(layer, lm.arch.n_layers)
     t0 = time.perf_counter()
     wb = fv.build_workbench(lm, task, _settings(args))
     at = fv.run_attribution(lm, wb)
@@ -154,13 +151,14 @@ def _save_target(args: argparse.Namespace) -> tuple[Path, str]:
 
 
 def cmd_steer(args: argparse.Namespace) -> dict:
-    from core import steer
+    from core import checks, steer
+    from core.steering_vectors import actadd_vector
     from core.vectors import from_bytes
 
     # everything that needs no model is checked before the (slow) load
-    steer._check_text(args.prompt, "prompt")
-    steer._check_coeff(args.coeff)
-    steer._check_max_new_tokens(args.max_new_tokens)
+    checks.check_text(args.prompt, "prompt")
+    checks.check_coeff(args.coeff)
+    checks.check_max_new_tokens(args.max_new_tokens)
     given_layer = _int(args.layer, "--layer") if args.layer not in (None, "auto") else None
     data = b""
     if args.vector:
@@ -178,7 +176,7 @@ def cmd_steer(args: argparse.Namespace) -> dict:
         values, layer, meta = vec.values, vec.layer, vec.metadata()
     else:
         layer = given_layer if given_layer is not None else 6
-        values, aligned = steer.actadd_vector(lm, args.positive, args.negative, layer)
+        values, aligned = actadd_vector(lm, args.positive, args.negative, layer)
         meta = {"method": "actadd", "positive": args.positive, "negative": args.negative, "aligned_tokens": aligned}
     if given_layer is not None:
         layer = given_layer

@@ -1,8 +1,16 @@
-"""Runnable nnsight scripts that reproduce what a page computed."""
+"""Runnable nnsight scripts that reproduce what a page computed: next-token predictions, and
+a steered generation (core.steer) with a saved vector.
+
+The scripts stand alone: they import torch, transformers, nnsight and safetensors, never
+``core``, so the values they need (the prompt, the settings, where each architecture keeps
+its decoder blocks) are written into them with ``repr``.
+"""
 
 from __future__ import annotations
 
-from core.models import DEFAULT_MODEL
+from core import arch as A
+from core import checks
+from core.models import DEFAULT_MODEL, default_model_dir
 
 _LOAD_DEFAULT = '''from core.models import ensure_default_model
 path = ensure_default_model()  # SmolLM2-135M-Instruct, dequantized once and cached
@@ -40,3 +48,118 @@ for prompt, target, p in zip(prompts, targets, probs):
     target_id = model.tokenizer(target, add_special_tokens=False).input_ids[0]
     print(repr(prompt[-30:]), "->", words, "target", repr(target), "p =", float(p[target_id]))
 '''
+
+
+_STEER_SCRIPT = '''"""Steered generation exported from FV Studio.
+
+Adds COEFF * vector to the output of decoder block LAYER, {mode_doc},
+and prints the unsteered and steered greedy continuations. Needs torch, transformers, nnsight 0.8 and
+safetensors; the model must be a local folder or reachable on the Hugging Face hub.
+"""
+
+import torch
+from nnsight.modeling.transformers import TransformersModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+MODEL = {model!r}{model_comment}
+VECTOR = {vector_path!r}
+LAYER = {layer!r}
+COEFF = {coeff!r}
+MODE = {mode!r}  # "last": every new token; "prompt": the prompt's first positions, once
+PROMPT = {prompt!r}
+MAX_NEW_TOKENS = {max_new_tokens!r}
+
+# where each architecture keeps its decoder blocks (from FV Studio's core/arch.py)
+BLOCKS = {blocks!r}
+TUPLE_OUTPUT = {tuple_families!r}  # model types whose blocks return (hidden, ...)
+
+
+def get_path(root, path):
+    for part in path.split("."):
+        root = getattr(root, part)
+    return root
+
+
+tokenizer = AutoTokenizer.from_pretrained(MODEL)
+hf = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32).eval()
+model = TransformersModel(hf, tokenizer=tokenizer)
+model_type = hf.config.model_type
+if model_type not in BLOCKS:
+    raise SystemExit(f"unsupported model type {{model_type}}")
+values = load_file(VECTOR)["vector"].float()  # [d_model] or [n_pos, d_model]
+if values.dim() == 1:
+    values = values[None]
+if values.shape[-1] != hf.config.hidden_size:
+    raise SystemExit("the vector does not match this model's width")
+n_prompt = len(tokenizer(PROMPT)["input_ids"])
+k = min(values.shape[0], n_prompt)
+eos = hf.generation_config.eos_token_id
+eos = set(eos if isinstance(eos, (list, tuple)) else [eos if eos is not None else tokenizer.eos_token_id])
+
+
+def generate(coeff):
+    delta = (coeff * values).to(hf.dtype)
+    with model.generate(PROMPT, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, eos_token_id=None) as tracer:
+        for step in tracer.iter[:MAX_NEW_TOKENS]:
+            out = get_path(model, BLOCKS[model_type])[LAYER].output
+            h = out[0] if model_type in TUPLE_OUTPUT else out  # [batch, pos, d_model]
+            if MODE == "last":
+                h[:, -1] += delta[0]
+            elif step == 0:
+                h[:, :k] += delta[:k]
+        ids = tracer.result.save()
+    new = ids[0, n_prompt:].tolist()
+    cut = next((i for i, t in enumerate(new) if t in eos), len(new))
+    return tokenizer.decode(new[:cut], skip_special_tokens=True)
+
+
+print("UNSTEERED:", repr(generate(0.0)))
+print("STEERED:  ", repr(generate(COEFF)))
+'''
+
+
+def export_script(
+    model_id: str,
+    vector_path: str,
+    layer: int,
+    coeff: float,
+    mode: str,
+    prompt: str,
+    max_new_tokens: int,
+) -> str:
+    """A standalone nnsight script that reproduces a steered greedy generation (core.steer).
+
+    The vector file is the safetensors file FV Studio saves (tensor ``"vector"``). The default
+    model is written as its local fp32 folder; every value is embedded with ``repr``.
+    """
+    mode = checks.check_mode(mode)
+    coeff = checks.check_coeff(coeff)
+    max_new_tokens = checks.check_max_new_tokens(max_new_tokens)
+    prompt = checks.check_text(prompt, "prompt")
+    layer = checks.check_layer(layer)  # the model is not loaded here: only "a layer index"
+    model_comment = ""
+    model = str(model_id)
+    if model_id == DEFAULT_MODEL:
+        model = str(default_model_dir())
+        model_comment = (
+            "  # FV Studio's fp32 copy of the Q4_1 GGUF; the original weights are\n"
+            "# HuggingFaceTB/SmolLM2-135M-Instruct on the hub (results differ slightly)"
+        )
+    # the script cannot import core: it carries the block paths of every supported model type
+    layouts = A.model_type_layouts()
+    blocks = {model_type: layout["blocks"] for model_type, layout in sorted(layouts.items())}
+    tuple_types = sorted(t for t, layout in layouts.items() if layout["block_returns_tuple"])
+    return _STEER_SCRIPT.format(
+        mode_doc="at every new token" if mode == "last" else "at the prompt's first positions, once",
+        model=model,
+        model_comment=model_comment,
+        vector_path=str(vector_path),
+        layer=int(layer),
+        coeff=float(coeff),
+        mode=mode,
+        prompt=prompt,
+        max_new_tokens=int(max_new_tokens),
+        blocks=blocks,
+        tuple_families=tuple_types,
+    )

@@ -19,25 +19,13 @@ import torch
 
 from core import arch as A
 from core.attribution import Attribution, CleanStats, clean_stats, indirect_effects
+from core.checks import check_coeff, check_heads, check_layer
 from core.errors import UserInputError
 from core.inference import Edit, Progress, _forward_kwargs, _noop, encode, first_token_ids, last_token_scores
 from core.models import LoadedModel
 from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
 from core.tasks import Task
 from core.vectors import Vector
-
-
-def check_heads(lm: LoadedModel, heads: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    if not heads:
-        raise UserInputError("No heads selected: pick at least one head to build a function vector.")
-    out = []
-    for l, h in heads:
-        if not 0 <= l < lm.arch.n_layers or not 0 <= h < lm.arch.n_heads:
-            raise UserInputError(
-                f"Head {l}.{h} is out of range (layers 0..{lm.arch.n_layers - 1}, heads 0..{lm.arch.n_heads - 1})."
-            )
-        out.append((int(l), int(h)))
-    return list(dict.fromkeys(out))
 
 
 def parse_head_list(text: str) -> list[tuple[int, int]]:
@@ -237,7 +225,10 @@ def evaluate(
     log-probability of the answer)."""
     t0 = time.perf_counter()
     heads = check_heads(lm, heads)
+    coeff = check_coeff(coeff)
     n_layers = lm.arch.n_layers
+    if layer != "auto":
+        layer = check_layer(int(layer), n_layers)
     splits = split_task(wb.task, wb.settings.seed)
     test = build_prompts(splits.test, splits.train, wb.settings, n_prompts=min(n_eval, len(splits.test)))
     fv = function_vector_values(lm, wb.stats.mean_heads, heads)
@@ -254,10 +245,6 @@ def evaluate(
         # ties in accuracy (common with a few validation queries, e.g. all 0) go to the layer
         # that raises the answer's log-probability most, not to the first layer
         layer = max(range(n_layers), key=lambda l: (valid_by_layer[l], logprob[1 + l]))
-    else:
-        layer = int(layer)
-        if not 0 <= layer < n_layers:
-            raise UserInputError(f"Layer {layer} is out of range (0..{n_layers - 1}).")
     zs_base, zs_by_layer = accuracy_sweep(lm, test.zero_shot, test.targets, per_layer, coeff, step(0.2, 0.45))
     hv_base, hv_by_layer = accuracy_sweep(
         lm, test.zero_shot, test.targets, [(l, wb.stats.hvector[l]) for l in range(n_layers)], 1.0, step(0.45, 0.65)

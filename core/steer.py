@@ -1,4 +1,5 @@
-"""Steering generation: add a vector to the residual stream while the model writes.
+"""Steered generation: the same prompts continued unsteered and with a vector added to the
+residual stream while the model writes.
 
 Two ways of adding a vector ``v`` times a coefficient ``c`` at the output of block ``layer``:
 
@@ -25,12 +26,13 @@ unsteered text exactly, sampled or greedy.
 Batches are left-padded (nnsight's tokenizer), so position edits are offset per row by the
 row's pad count; the model's end-of-sequence token does not stop the batch (every row runs
 all steps, so the per-step loop is always complete) and each text is cut at its first one.
+
+The vectors themselves are built in :mod:`core.steering_vectors`, swept over layers and
+coefficients in :mod:`core.sweep`, and exported as a script by :mod:`core.codegen`.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,17 +40,26 @@ from typing import Any, Literal
 import torch
 
 from core import arch as A
-from core import limits
-from core.errors import UserInputError
-from core.inference import Encoded, Progress, encode, first_token_ids, run_forward
-from core.models import DEFAULT_MODEL, LoadedModel, default_model_dir
-from core.vectors import Vector
+from core import checks, limits
+from core.checks import MODES
+from core.inference import Encoded, Progress, encode
+from core.models import LoadedModel
 
 Mode = Literal["last", "prompt"]
-MODES: tuple[str, ...] = ("last", "prompt")
+__all__ = [
+    "MODES",
+    "Mode",
+    "TOKENS_PER_TURN",
+    "Decoding",
+    "NextTokenChange",
+    "PairResult",
+    "generate_pair",
+    "generate_coeff_rows",
+    "next_token_change",
+    "first_divergence",
+]
 
 N_CHANGES = 8  # tokens listed in each direction of a next-token change
-from core.limits import MAX_REPETITION_PENALTY, MAX_SWEEP_CELLS, MAX_SWEEP_LAYERS, MAX_TEMPERATURE  # noqa: E402
 
 
 def _noop(fraction: float, message: str) -> None:
@@ -82,102 +93,6 @@ class PairResult:
     note: str = ""  # e.g. the prompt was shorter than the vector
 
 
-# --- validation -------------------------------------------------------------------------------
-
-
-def _check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise UserInputError(f"Unknown steering mode '{mode}'. Choose 'last' or 'prompt'.")
-    return mode
-
-
-def _check_layer(lm: LoadedModel, layer: Any) -> int:
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise UserInputError(f"The layer must be a whole number, not {layer!r}.")
-    if not 0 <= layer < lm.arch.n_layers:
-        raise UserInputError(f"Layer {layer} is out of range: this model has layers 0..{lm.arch.n_layers - 1}.")
-    return layer
-
-
-def _check_coeff(coeff: Any) -> float:
-    if isinstance(coeff, bool) or not isinstance(coeff, (int, float)):
-        raise UserInputError(f"The coefficient must be a number, not {coeff!r}.")
-    coeff = float(coeff)
-    if not math.isfinite(coeff):
-        raise UserInputError(f"The coefficient must be a finite number (got {coeff}).")
-    if abs(coeff) > limits.MAX_ABS_COEFF:
-        raise UserInputError(
-            f"The coefficient {coeff:g} is too large: use a value between "
-            f"-{limits.MAX_ABS_COEFF:g} and {limits.MAX_ABS_COEFF:g}."
-        )
-    return coeff
-
-
-def _check_max_new_tokens(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limits.MAX_NEW_TOKENS:
-        raise UserInputError(f"New tokens must be a whole number from 1 to {limits.MAX_NEW_TOKENS} (got {n!r}).")
-    return n
-
-
-def _check_text(text: Any, what: str) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise UserInputError(f"The {what} is empty: type some text.")
-    if len(text) > limits.MAX_PROMPT_CHARS:
-        raise UserInputError(
-            f"The {what} has {len(text)} characters; the limit is {limits.MAX_PROMPT_CHARS}."
-        )
-    return text
-
-
-def _check_prompts(prompts: Any) -> list[str]:
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    prompts = list(prompts or [])
-    if not prompts:
-        raise UserInputError("No prompts: type at least one prompt to steer.")
-    if len(prompts) > limits.MAX_PROMPTS:
-        raise UserInputError(f"{len(prompts)} prompts is too many: steer at most {limits.MAX_PROMPTS} at once.")
-    for i, p in enumerate(prompts):
-        _check_text(p, f"prompt {i + 1}" if len(prompts) > 1 else "prompt")
-    return prompts
-
-
-def _vector_values(lm: LoadedModel, vector: Any, mode: str) -> torch.Tensor:
-    """The vector as float ``[n_pos, d_model]`` (``n_pos`` is 1 for ``"last"``)."""
-    if isinstance(vector, Vector):
-        if vector.model_id != lm.model_id:
-            raise UserInputError(
-                f"The vector '{vector.name}' was made for model '{vector.model_id}', but the loaded "
-                f"model is '{lm.model_id}'."
-            )
-        vector = vector.values
-    values = vector
-    if not isinstance(values, torch.Tensor):
-        raise UserInputError("The steering vector must be a tensor.")
-    values = values.detach().float().cpu()
-    if values.dim() == 1:
-        values = values[None]
-    if values.dim() != 2 or values.shape[0] < 1:
-        raise UserInputError(
-            f"The steering vector must be [d_model] or [n_pos, d_model]; got shape {tuple(values.shape)}."
-        )
-    if values.shape[-1] != lm.arch.d_model:
-        raise UserInputError(
-            f"The vector has width {values.shape[-1]}, but this model's residual stream has width "
-            f"{lm.arch.d_model}: it was made for another model."
-        )
-    if not torch.isfinite(values).all():
-        raise UserInputError("The steering vector has non-finite values (NaN or infinity).")
-    if mode == "last" and values.shape[0] != 1:
-        raise UserInputError(
-            f"This vector has {values.shape[0]} positions (an activation-addition vector): use the "
-            "'prompt' mode, which adds it to the first prompt positions."
-        )
-    if values.shape[0] > limits.MAX_PROMPT_TOKENS:
-        raise UserInputError(f"The vector has {values.shape[0]} positions; the limit is {limits.MAX_PROMPT_TOKENS}.")
-    return values
-
-
 @dataclass(frozen=True)
 class Decoding:
     """Decoding settings shared by the unsteered and steered rows."""
@@ -190,19 +105,11 @@ class Decoding:
     seed: int = 0
 
     def checked(self) -> "Decoding":
-        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= limits.MAX_SAMPLES:
-            raise UserInputError(f"Samples per prompt must be a whole number from 1 to {limits.MAX_SAMPLES}.")
-        for name, value, low, high in (
-            ("temperature", self.temperature, 0.0, MAX_TEMPERATURE),
-            ("top-p", self.top_p, 0.0, 1.0),
-            ("repetition penalty", self.repetition_penalty, 0.0, MAX_REPETITION_PENALTY),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise UserInputError(f"The {name} must be a finite number.")
-            if not low < value <= high:
-                raise UserInputError(f"The {name} must be above {low:g} and at most {high:g} (got {value:g}).")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise UserInputError("The seed must be a whole number from 0 to 2^63 - 1.")
+        checks.check_n_samples(self.n_samples)
+        checks.check_setting("temperature", self.temperature, 0.0, limits.MAX_TEMPERATURE)
+        checks.check_setting("top-p", self.top_p, 0.0, 1.0)
+        checks.check_setting("repetition penalty", self.repetition_penalty, 0.0, limits.MAX_REPETITION_PENALTY)
+        checks.check_seed(self.seed)
         return self
 
     @property
@@ -415,13 +322,13 @@ def generate_pair(
     ``n_samples``, drawn with the same random numbers in both columns.
     """
     progress = progress or _noop
-    mode = _check_mode(mode)
-    prompts = _check_prompts(prompts)
-    layer = _check_layer(lm, layer)
-    coeff = _check_coeff(coeff)
-    max_new_tokens = _check_max_new_tokens(max_new_tokens)
+    mode = checks.check_mode(mode)
+    prompts = checks.check_prompts(prompts)
+    layer = checks.check_layer(layer, lm.arch.n_layers)
+    coeff = checks.check_coeff(coeff)
+    max_new_tokens = checks.check_max_new_tokens(max_new_tokens)
     decoding = Decoding(bool(sample), temperature, top_p, repetition_penalty, n_samples, seed).checked()
-    values = _vector_values(lm, vector, mode) if vector is not None else None
+    values = checks.check_vector(lm, vector, mode) if vector is not None else None
 
     n_rep = decoding.n_rows_per_prompt
     rows = [p for p in prompts for _ in range(n_rep)]  # prompt-major, sample-minor
@@ -470,293 +377,27 @@ def generate_pair(
     return results
 
 
-def _space_id(lm: LoadedModel) -> int:
-    ids = lm.tokenizer(" ", add_special_tokens=False)["input_ids"]
-    if len(ids) == 1:
-        return int(ids[0])
-    if lm.tokenizer.pad_token_id is not None:  # a tokenizer that cannot write a lone space
-        return int(lm.tokenizer.pad_token_id)
-    raise UserInputError("This tokenizer has no single token for a space to align the two prompts with.")
-
-
-def actadd_vector(lm: LoadedModel, positive: str, negative: str, layer: int) -> tuple[torch.Tensor, list[tuple[str, str]]]:
-    """Activation-addition vector (Turner et al. 2023): ``[n_pos, d_model]`` and the aligned tokens.
-
-    Both prompts are tokenized; the shorter is padded at the END with space tokens to the
-    longer's length (as in the paper), both run in one forward, and the outputs of block
-    ``layer`` are subtracted position by position (positive - negative).
-    """
-    positive = _check_text(positive, "positive prompt")
-    negative = _check_text(negative, "negative prompt")
-    layer = _check_layer(lm, layer)
-    ids = [lm.tokenizer(t)["input_ids"] for t in (positive, negative)]
-    if not all(ids):
-        raise UserInputError("A prompt is empty after tokenization.")
-    width = max(len(i) for i in ids)
-    if width > limits.MAX_PROMPT_TOKENS:
-        raise UserInputError(f"A prompt has {width} tokens; the limit is {limits.MAX_PROMPT_TOKENS}.")
-    space = _space_id(lm)
-    padded = [row + [space] * (width - len(row)) for row in ids]
-    input_ids = torch.tensor(padded, device=lm.device)  # [2, pos]
-    arch = lm.arch
-    with lm.locked(), torch.no_grad():
-        with lm.trace(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)):
-            h = A.resid(arch, A.blocks(arch, lm.nn)[layer].output).save()  # [2, pos, d_model]
-    h = h.float().cpu()
-    values = h[0] - h[1]  # [n_pos, d_model]
-    tokens = [(lm.tokenizer.decode([p]), lm.tokenizer.decode([q])) for p, q in zip(*padded)]
-    return values, tokens
-
-
-def caa_vectors(lm: LoadedModel, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> torch.Tensor:
-    """Contrastive activation addition (Rimsky et al. 2023): ``[n_layers, d_model]``.
-
-    For every layer, the mean over pairs of (positive - negative) block output at each prompt's
-    last token. Two batched forwards (positives, then negatives), chunked by ``run_forward``.
-    """
-    progress = progress or _noop
-    pairs = list(pairs or [])
-    if not 1 <= len(pairs) <= limits.MAX_CAA_PAIRS:
-        raise UserInputError(f"Give 1 to {limits.MAX_CAA_PAIRS} contrastive pairs (got {len(pairs)}).")
-    for i, pair in enumerate(pairs):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise UserInputError(f"Pair {i + 1} must be (positive, negative).")
-        _check_text(pair[0], f"positive text of pair {i + 1}")
-        _check_text(pair[1], f"negative text of pair {i + 1}")
-    pos = run_forward(
-        lm, encode(lm, [p for p, _ in pairs]), save_resid=True,
-        progress=lambda f, m: progress(0.5 * f, f"positives: {m}"),
-    )
-    neg = run_forward(
-        lm, encode(lm, [q for _, q in pairs]), save_resid=True,
-        progress=lambda f, m: progress(0.5 + 0.5 * f, f"negatives: {m}"),
-    )
-    return (pos.resid - neg.resid).mean(1)  # [n_layers, batch, d_model] -> [n_layers, d_model]
-
-
-def resid_norms(lm: LoadedModel, prompts: Sequence[str]) -> torch.Tensor:
-    """``[n_layers]``: mean over prompts of the last-token block-output norm, a scale for coefficients."""
-    prompts = list(prompts or [])
-    if not prompts:
-        raise UserInputError("No prompts to measure the residual stream on.")
-    if len(prompts) > limits.MAX_N_PROMPTS:
-        raise UserInputError(f"Use at most {limits.MAX_N_PROMPTS} prompts.")
-    for p in prompts:
-        _check_text(p, "prompt")
-    fwd = run_forward(lm, encode(lm, prompts), save_resid=True)
-    return fwd.resid.norm(dim=-1).mean(1)  # [n_layers, batch, d_model] -> [n_layers]
-
-
-def keyword_hit_rate(text: str, keywords: Sequence[str]) -> float:
-    """Fraction of ``keywords`` that occur in ``text`` as whole words (case-insensitive)."""
-    if not keywords:
-        return 0.0
-    hits = sum(bool(re.search(rf"(?<!\w){re.escape(k)}(?!\w)", text, re.IGNORECASE)) for k in keywords)
-    return hits / len(keywords)
-
-
-def sweep(
+def generate_coeff_rows(
     lm: LoadedModel,
     prompt: str,
-    vector: torch.Tensor,
-    layers: list[int],
-    coeffs: list[float],
-    mode: Mode,
-    max_new_tokens: int = 20,
-    target_word: str | None = None,
-    keywords: list[str] | None = None,
-    progress: Progress | None = None,
-) -> dict:
-    """Greedy steered continuations of one prompt over a grid of layers x coefficients.
-
-    One ``generate`` per layer, its rows the coefficients (per-row coefficient; the first call
-    also carries an unsteered row). Returns::
-
-        texts   [n_coeffs][n_layers] continuations
-        scores  [n_coeffs][n_layers] p(target_word's first token, with a leading space) at the
-                first generated step if ``target_word``, else the keyword hit rate if
-                ``keywords``, else None
-        baseline_text / baseline_score: the unsteered continuation and its score
-    """
-    progress = progress or _noop
-    mode = _check_mode(mode)
-    prompt = _check_text(prompt, "prompt")
-    max_new_tokens = _check_max_new_tokens(max_new_tokens)
-    layers = [_check_layer(lm, l) for l in (layers or [])]
-    coeffs = [_check_coeff(c) for c in (coeffs or [])]
-    if not layers or not coeffs:
-        raise UserInputError("Pick at least one layer and one coefficient to sweep.")
-    if len(layers) > MAX_SWEEP_LAYERS or len(layers) * len(coeffs) > MAX_SWEEP_CELLS:
-        raise UserInputError(
-            f"The grid is too large: at most {MAX_SWEEP_LAYERS} layers and {MAX_SWEEP_CELLS} cells "
-            f"(got {len(layers)} x {len(coeffs)})."
-        )
-    values = _vector_values(lm, vector, mode)
-    target_id: int | None = None
-    score_name: str | None = None
-    if target_word is not None and target_word.strip():
-        target = " " + target_word.strip()
-        target_id = int(first_token_ids(lm, [target])[0])
-        score_name = f"p({lm.tokenizer.decode([target_id])!r}) at the first new token"
-    keywords = [k.strip() for k in (keywords or []) if k and k.strip()]
-    if target_id is None and keywords:
-        score_name = "keyword hit rate"
-
-    def score(text: str, logits: torch.Tensor) -> float | None:
-        if target_id is not None:
-            return float(torch.softmax(logits.float(), -1)[target_id])
-        if keywords:
-            return keyword_hit_rate(text, keywords)
-        return None
-
-    texts: list[list[str]] = [[""] * len(layers) for _ in coeffs]
-    scores: list[list[float | None]] = [[None] * len(layers) for _ in coeffs]
-    baseline_text, baseline_score = "", None
-    decoding = Decoding()
-    # each layer's generation takes its own turns on the model
-    for li, layer in enumerate(layers):
-        row_coeffs = list(coeffs) + ([0.0] if li == 0 else [])  # the last row is the baseline
-        enc = encode(lm, [prompt] * len(row_coeffs))
-
-        def step_progress(f: float, m: str, li: int = li) -> None:
-            progress((li + f) / len(layers), f"layer {layer} ({li + 1}/{len(layers)}): {m}")
-
-        new_ids, logits = _steered_generate(
-            lm, enc, torch.tensor(row_coeffs), values, layer, mode, max_new_tokens,
-            decoding, torch.zeros(len(row_coeffs), dtype=torch.long), step_progress,
-        )
-        row_texts = _decode(lm, new_ids)
-        for ci in range(len(coeffs)):
-            texts[ci][li] = row_texts[ci]
-            scores[ci][li] = score(row_texts[ci], logits[ci])
-        if li == 0:
-            baseline_text, baseline_score = row_texts[-1], score(row_texts[-1], logits[-1])
-    return {
-        "prompt": prompt,
-        "mode": mode,
-        "layers": layers,
-        "coeffs": coeffs,
-        "texts": texts,
-        "scores": scores if score_name else None,
-        "score_name": score_name,
-        "baseline_text": baseline_text,
-        "baseline_score": baseline_score,
-    }
-
-
-# --- export -----------------------------------------------------------------------------------
-
-_SCRIPT = '''"""Steered generation exported from FV Studio.
-
-Adds COEFF * vector to the output of decoder block LAYER, {mode_doc},
-and prints the unsteered and steered greedy continuations. Needs torch, transformers, nnsight 0.8 and
-safetensors; the model must be a local folder or reachable on the Hugging Face hub.
-"""
-
-import torch
-from nnsight.modeling.transformers import TransformersModel
-from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-MODEL = {model!r}{model_comment}
-VECTOR = {vector_path!r}
-LAYER = {layer!r}
-COEFF = {coeff!r}
-MODE = {mode!r}  # "last": every new token; "prompt": the prompt's first positions, once
-PROMPT = {prompt!r}
-MAX_NEW_TOKENS = {max_new_tokens!r}
-
-# where each architecture keeps its decoder blocks (from FV Studio's core/arch.py)
-BLOCKS = {blocks!r}
-TUPLE_OUTPUT = {tuple_families!r}  # model types whose blocks return (hidden, ...)
-
-
-def get_path(root, path):
-    for part in path.split("."):
-        root = getattr(root, part)
-    return root
-
-
-tokenizer = AutoTokenizer.from_pretrained(MODEL)
-hf = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32).eval()
-model = TransformersModel(hf, tokenizer=tokenizer)
-model_type = hf.config.model_type
-if model_type not in BLOCKS:
-    raise SystemExit(f"unsupported model type {{model_type}}")
-values = load_file(VECTOR)["vector"].float()  # [d_model] or [n_pos, d_model]
-if values.dim() == 1:
-    values = values[None]
-if values.shape[-1] != hf.config.hidden_size:
-    raise SystemExit("the vector does not match this model's width")
-n_prompt = len(tokenizer(PROMPT)["input_ids"])
-k = min(values.shape[0], n_prompt)
-eos = hf.generation_config.eos_token_id
-eos = set(eos if isinstance(eos, (list, tuple)) else [eos if eos is not None else tokenizer.eos_token_id])
-
-
-def generate(coeff):
-    delta = (coeff * values).to(hf.dtype)
-    with model.generate(PROMPT, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, eos_token_id=None) as tracer:
-        for step in tracer.iter[:MAX_NEW_TOKENS]:
-            out = get_path(model, BLOCKS[model_type])[LAYER].output
-            h = out[0] if model_type in TUPLE_OUTPUT else out  # [batch, pos, d_model]
-            if MODE == "last":
-                h[:, -1] += delta[0]
-            elif step == 0:
-                h[:, :k] += delta[:k]
-        ids = tracer.result.save()
-    new = ids[0, n_prompt:].tolist()
-    cut = next((i for i, t in enumerate(new) if t in eos), len(new))
-    return tokenizer.decode(new[:cut], skip_special_tokens=True)
-
-
-print("UNSTEERED:", repr(generate(0.0)))
-print("STEERED:  ", repr(generate(COEFF)))
-'''
-
-
-def export_script(
-    model_id: str,
-    vector_path: str,
+    coeffs: Sequence[float],
+    values: torch.Tensor,
     layer: int,
-    coeff: float,
     mode: Mode,
-    prompt: str,
     max_new_tokens: int,
-) -> str:
-    """A standalone nnsight script that reproduces a steered greedy generation.
+    progress: Progress | None = None,
+) -> tuple[list[str], torch.Tensor]:
+    """Greedy continuations of one prompt, row ``r`` steered by ``coeffs[r] * values`` at block
+    ``layer``, from one batched generation (in pieces, like :func:`generate_pair`).
 
-    The vector file is the safetensors file FV Studio saves (tensor ``"vector"``). The default
-    model is written as its local fp32 folder; every value is embedded with ``repr``.
+    ``values``: a checked vector ``[n_pos, d_model]`` (:func:`core.checks.check_vector`); the
+    other arguments are taken as checked. Returns each row's text (cut at end-of-sequence) and
+    the first step's last-position logits ``[n_rows, d_vocab]``. A coefficient of 0 gives the
+    unsteered text, so a sweep carries its baseline as one more row.
     """
-    mode = _check_mode(mode)
-    coeff = _check_coeff(coeff)
-    max_new_tokens = _check_max_new_tokens(max_new_tokens)
-    prompt = _check_text(prompt, "prompt")
-    if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
-        raise UserInputError(f"The layer must be a whole number from 0 (got {layer!r}).")
-    model_comment = ""
-    model = str(model_id)
-    if model_id == DEFAULT_MODEL:
-        model = str(default_model_dir())
-        model_comment = (
-            "  # FV Studio's fp32 copy of the Q4_1 GGUF; the original weights are\n"
-            "# HuggingFaceTB/SmolLM2-135M-Instruct on the hub (results differ slightly)"
-        )
-    # the script cannot import core: it carries the block paths of every supported model type
-    # (core.arch has no public accessor for its layout table yet)
-    blocks = {model_type: layout[1] for model_type, layout in sorted(A._LAYOUTS.items())}
-    tuple_types = sorted(t for t, layout in A._LAYOUTS.items() if layout[0] == "gptj")
-    return _SCRIPT.format(
-        mode_doc="at every new token" if mode == "last" else "at the prompt's first positions, once",
-        model=model,
-        model_comment=model_comment,
-        vector_path=str(vector_path),
-        layer=int(layer),
-        coeff=float(coeff),
-        mode=mode,
-        prompt=prompt,
-        max_new_tokens=int(max_new_tokens),
-        blocks=blocks,
-        tuple_families=tuple_types,
+    enc = encode(lm, [prompt] * len(coeffs))
+    new_ids, logits = _steered_generate(
+        lm, enc, torch.tensor(list(coeffs)), values, layer, mode, max_new_tokens,
+        Decoding(), torch.zeros(len(coeffs), dtype=torch.long), progress or _noop,
     )
+    return _decode(lm, new_ids), logits

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -27,6 +27,9 @@ from core.server_config import ServerConfig
 from core.tasks import Task
 from dashboard import store as store_mod
 from dashboard.store import ResultStore
+
+if TYPE_CHECKING:
+    from core.sweep import SweepResult
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -307,9 +310,9 @@ def vectors_for(lm: LoadedModel) -> tuple[dict[str, Any], dict[str, str], list[s
 
 def resid_norms(spec: ModelSpec, prompts: tuple[str, ...], _lm: LoadedModel, _progress=None) -> list[float]:
     """``[n_layers]`` typical last-token residual norm over ``prompts`` (a scale for coefficients)."""
-    from core import steer
+    from core import steering_vectors
 
-    return store().get(("resid_norms", spec, prompts), lambda: steer.resid_norms(_lm, list(prompts)).tolist())
+    return store().get(("resid_norms", spec, prompts), lambda: steering_vectors.resid_norms(_lm, list(prompts)).tolist())
 
 
 def steer_pair(
@@ -339,18 +342,24 @@ def steer_pair(
     return store().get(("steer", spec, prompts, key, layer, coeff, mode, max_new_tokens, decoding), make)
 
 
-def actadd(spec: ModelSpec, positive: str, negative: str, layer: int, _lm: LoadedModel, _progress=None):
-    """core.steer.actadd_vector: ``(values [n_pos, d_model], aligned tokens)``."""
-    from core import steer
+def actadd(spec: ModelSpec, positive: str, negative: str, layers: tuple[int, ...], _lm: LoadedModel, _progress=None):
+    """core.steering_vectors.actadd_vectors, all ``layers`` from one forward:
+    ``({layer: values [n_pos, d_model]}, aligned tokens)``."""
+    from core import steering_vectors
 
-    return store().get(("actadd", spec, positive, negative, layer), lambda: steer.actadd_vector(_lm, positive, negative, layer))
+    return store().get(
+        ("actadd", spec, positive, negative, layers),
+        lambda: steering_vectors.actadd_vectors(_lm, positive, negative, list(layers)),
+    )
 
 
 def caa(spec: ModelSpec, pairs: tuple[tuple[str, str], ...], _lm: LoadedModel, _progress=None):
-    """core.steer.caa_vectors: ``[n_layers, d_model]``."""
-    from core import steer
+    """core.steering_vectors.caa_vectors: ``[n_layers, d_model]``."""
+    from core import steering_vectors
 
-    return store().get(("caa", spec, pairs), lambda: steer.caa_vectors(_lm, list(pairs), progress=_from_any_thread(_progress)))
+    return store().get(
+        ("caa", spec, pairs), lambda: steering_vectors.caa_vectors(_lm, list(pairs), progress=_from_any_thread(_progress))
+    )
 
 
 def steer_sweep(
@@ -365,33 +374,20 @@ def steer_sweep(
     keywords: tuple[str, ...],
     _lm: LoadedModel,
     _progress=None,
-) -> dict:
-    """A coefficient x layer sweep where each layer uses its own vector (``values[layer]``).
+) -> SweepResult:
+    """core.sweep.sweep over the whole grid, each layer with its own vector (``values[layer]``):
+    a :class:`core.sweep.SweepResult`.
 
-    ``by_layer``: ``(layer, digest of values[layer])`` pairs, the cache key. One
-    core.steer.sweep per layer; the result has the same shape as core.steer.sweep's.
+    ``by_layer``: ``(layer, digest of values[layer])`` pairs, in the grid's order: the cache key.
     """
-    from core import steer
+    from core.sweep import sweep
 
-    progress = _from_any_thread(_progress)
-
-    def make() -> dict:
-        out: dict = {}
-        n = len(by_layer)
-        for i, (layer, _) in enumerate(by_layer):
-            part = steer.sweep(
-                _lm, prompt, values[layer], [layer], list(coeffs), mode, max_new_tokens,
-                target_word=target_word, keywords=list(keywords),
-                progress=lambda f, m, i=i: progress((i + f) / n, m),
-            )
-            if not out:
-                out = {**part, "layers": [], "texts": [[] for _ in coeffs], "scores": [[] for _ in coeffs] if part["scores"] is not None else None}
-            out["layers"].append(layer)
-            for ci in range(len(coeffs)):
-                out["texts"][ci].append(part["texts"][ci][0])
-                if out["scores"] is not None:
-                    out["scores"][ci].append(part["scores"][ci][0])
-        return out
+    def make():
+        vectors = {layer: values[layer] for layer, _ in by_layer}
+        return sweep(
+            _lm, prompt, vectors, list(coeffs), mode, max_new_tokens,
+            target_word=target_word, keywords=list(keywords), progress=_from_any_thread(_progress),
+        )
 
     return store().get(("sweep", spec, prompt, by_layer, coeffs, mode, max_new_tokens, target_word, keywords), make)
 

@@ -8,9 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from core import limits
+from core.codegen import export_script
 from core.errors import UserInputError
 from core.predict import tokens
-from core.steer import MAX_REPETITION_PENALTY, MAX_TEMPERATURE, Decoding, export_script, first_divergence
+from core.steer import Decoding, first_divergence
 from core.vectors import to_bytes
 from dashboard import compute, figures, state, widgets
 
@@ -130,9 +131,9 @@ if widgets.require(ctx, task=False):
         d = st.columns(7)
         _field(d[0], "radio", "Decoding", [GREEDY, SAMPLING], key="steer_decoding")
         _field(d[1], "number_input", "Max new tokens", 1, limits.MAX_NEW_TOKENS, key="steer_max_new")
-        _field(d[2], "number_input", "Temperature", 0.05, MAX_TEMPERATURE, key="steer_temperature", step=0.1, help="Sampling only")
+        _field(d[2], "number_input", "Temperature", 0.05, limits.MAX_TEMPERATURE, key="steer_temperature", step=0.1, help="Sampling only")
         _field(d[3], "number_input", "Top-p", 0.05, 1.0, key="steer_top_p", step=0.05, help="Sampling only")
-        _field(d[4], "number_input", "Repetition penalty", 0.1, MAX_REPETITION_PENALTY, key="steer_rep_penalty", step=0.1, help="1 = none; greedy and sampling")
+        _field(d[4], "number_input", "Repetition penalty", 0.1, limits.MAX_REPETITION_PENALTY, key="steer_rep_penalty", step=0.1, help="1 = none; greedy and sampling")
         _field(d[5], "number_input", "Samples", 1, limits.MAX_SAMPLES, key="steer_samples", help="Per prompt, sampling only")
         _field(d[6], "number_input", "Seed", 0, 1_000_000, key="steer_seed")
         st.form_submit_button("Generate", type="primary", on_click=_commit)

@@ -9,13 +9,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import limits
+from core import checks, limits
 from core.errors import UserInputError
 from core.pairs import parse_pairs, parse_pairs_file
+from core.sweep import SweepResult
 from core.vectors import Library, Vector, check_name, default_library_dir
 from dashboard import compute, figures, state, widgets
 
 TYPED, UPLOAD = state.PAIRS_TYPED, state.PAIRS_UPLOAD
+MAX_COEFFS = 8  # coefficients in one sweep from this page (and at most 6 layers: 48 cells)
 _field, _commit = state.form_field, state.committer
 
 
@@ -26,26 +28,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text.strip().lower()).strip("_")[:20] or "x"
 
 
-def _coeffs(text: str) -> list[float]:
-    try:
-        values = [float(x) for x in re.split(r"[,\s]+", text.strip()) if x]
-    except ValueError:
-        raise UserInputError(f"Coefficients must be numbers separated by commas, like `1, 4, 8` (got `{text[:40]}`).") from None
-    if not values:
-        raise UserInputError("Give at least one coefficient, like `1, 4, 8`.")
-    if len(values) > 8:
-        raise UserInputError("At most 8 coefficients: the sweep runs one generation per cell.")
-    return values
-
-
 def _norms(ctx: widgets.Context, prompt: str) -> list[float] | None:
     return compute.run("Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, (prompt,), ctx.lm))
 
 
-def sweep_and_save(ctx: widgets.Context, vec: Vector, values_at: Callable[[int], Any], mode: str, p: str) -> None:
+def sweep_and_save(
+    ctx: widgets.Context, vec: Vector, values_at: Callable[[tuple[int, ...]], dict[int, Any] | None], mode: str, p: str
+) -> None:
     """The coefficient x layer sweep and the Save form for one candidate vector.
 
-    ``values_at(layer)``: the vector built at that layer (each swept layer uses its own);
+    ``values_at(layers)``: ``{layer: the vector built at that layer}`` for the swept layers
+    (each uses its own), or None when building them failed (the page shows why);
     ``p``: the prefix of this section's persistent keys.
     """
     lm = ctx.lm
@@ -66,7 +59,7 @@ def sweep_and_save(ctx: widgets.Context, vec: Vector, values_at: Callable[[int],
         _field(c1, "text_input", "Prompt", key=f"{p}_prompt")
         _field(c2, "multiselect", "Layers (at most 6)", list(range(n_layers)), key=f"{p}_layers", max_selections=6)
         c3, c4, c5, c6 = st.columns(4)
-        _field(c3, "text_input", "Coefficients (at most 8)", key=f"{p}_coeffs")
+        _field(c3, "text_input", f"Coefficients (at most {MAX_COEFFS})", key=f"{p}_coeffs")
         _field(c4, "number_input", "New tokens", 1, 40, key=f"{p}_max_new")
         _field(c5, "text_input", "Target word", key=f"{p}_target", help="Scored as p(' word') at the first new token; leave empty to score keywords")
         _field(c6, "text_input", "Keywords (comma separated)", key=f"{p}_keywords")
@@ -74,17 +67,14 @@ def sweep_and_save(ctx: widgets.Context, vec: Vector, values_at: Callable[[int],
     if st.session_state[f"{p}_run"]:
         S = st.session_state
         try:
-            coeffs = tuple(_coeffs(S[f"{p}_coeffs"]))
-            layers = sorted(S[f"{p}_layers"])
-            if not layers:
-                raise UserInputError("Pick at least one layer to sweep.")
+            coeffs = tuple(checks.parse_coeffs(S[f"{p}_coeffs"], MAX_COEFFS))
+            layers = tuple(sorted(S[f"{p}_layers"]))
+            checks.check_sweep_grid(layers, coeffs)
         except UserInputError as exc:
             st.error(str(exc))
         else:
-            values = {}
-            for layer in layers:
-                values[layer] = values_at(layer)
-            if all(v is not None for v in values.values()):
+            values = values_at(layers)
+            if values is not None:
                 target = S[f"{p}_target"].strip() or None
                 keywords = tuple(k.strip() for k in S[f"{p}_keywords"].split(",") if k.strip())
                 by_layer = tuple((l, compute.digest(values[l])) for l in layers)
@@ -92,9 +82,9 @@ def sweep_and_save(ctx: widgets.Context, vec: Vector, values_at: Callable[[int],
                     f"Sweeping {len(layers)} layers x {len(coeffs)} coefficients",
                     lambda _progress: compute.steer_sweep(ctx.spec, S[f"{p}_prompt"], by_layer, values, coeffs, mode, int(S[f"{p}_max_new"]), target, keywords, lm, _progress),
                 )
-                norms = res and _norms(ctx, res["prompt"])
+                norms = res and _norms(ctx, res.prompt)
                 if res and norms:
-                    _show_sweep(res, values, norms, p)
+                    _show_sweep(res, norms, p)
 
     st.markdown("#### Save")
     with st.form(f"{p}_save"):
@@ -109,18 +99,18 @@ def sweep_and_save(ctx: widgets.Context, vec: Vector, values_at: Callable[[int],
                 st.error(str(exc))
 
 
-def _show_sweep(res: dict, values: dict[int, Any], norms: list[float], p: str) -> None:
-    layers, coeffs = res["layers"], res["coeffs"]
-    rows = [f"{c:g}" for c in coeffs]
-    cols = [f"layer {l}" for l in layers]
-    if res["scores"] is not None:
+def _show_sweep(res: SweepResult, norms: list[float], p: str) -> None:
+    rows = [f"{c:g}" for c in res.coeffs]
+    cols = [f"layer {l}" for l in res.layers]
+    texts = [list(r) for r in res.texts]
+    if res.scores is not None:
         st.plotly_chart(
-            figures.grid(res["scores"], cols, rows, f"{res['score_name']} (unsteered: {res['baseline_score']:.3f})", "layer", "coefficient", hover=res["texts"]),
+            figures.grid([list(r) for r in res.scores], cols, rows, f"{res.score_name} (unsteered: {res.baseline_score:.3f})", "layer", "coefficient", hover=texts),
             key=f"{p}_grid",
         )
-    st.caption(f"Unsteered: {res['prompt']!r} → {res['baseline_text']!r}".replace("`", "'"))
-    st.dataframe(pd.DataFrame(res["texts"], index=rows, columns=cols).rename_axis("coefficient"), width="stretch", key=f"{p}_texts")
-    rel = [[abs(c) * float(values[l].float().norm(dim=-1).mean()) / norms[l] for l in layers] for c in coeffs]
+    st.caption(f"Unsteered: {res.prompt!r} → {res.baseline_text!r}".replace("`", "'"))
+    st.dataframe(pd.DataFrame(texts, index=rows, columns=cols).rename_axis("coefficient"), width="stretch", key=f"{p}_texts")
+    rel = res.relative_norms(norms)
     st.caption("Added norm relative to the typical residual norm at each layer (|coefficient| x ‖v‖ / ‖residual‖, last token of the prompt):")
     st.dataframe(pd.DataFrame(rel, index=rows, columns=cols).rename_axis("coefficient").style.format("{:.2f}"), width="stretch", key=f"{p}_rel")
 
@@ -159,9 +149,9 @@ if widgets.require(ctx, task=False):
             st.form_submit_button("Build the vector", type="primary", on_click=_commit(keys, "sv_a_built"))
         if S["sv_a_built"]:
             pos, neg, layer, coeff = S["sv_a_positive"], S["sv_a_negative"], int(S["sv_a_layer"]), float(S["sv_a_coeff"])
-            built = compute.run("Running both prompts", lambda _progress: compute.actadd(ctx.spec, pos, neg, layer, lm))
+            built = compute.run("Running both prompts", lambda _progress: compute.actadd(ctx.spec, pos, neg, (layer,), lm))
             if built:
-                values, aligned = built
+                values, aligned = built[0][layer], built[1]
                 vec = Vector(
                     values=values, model_id=lm.model_id, layer=layer, method="actadd",
                     name=check_name(f"actadd_{_slug(pos)}_{_slug(neg)}"[:64]),
@@ -188,8 +178,11 @@ if widgets.require(ctx, task=False):
                     )
                 st.info(msg)
 
-                def actadd_at(l: int, pos=pos, neg=neg) -> Any:
-                    out = compute.run(f"Building at layer {l}", lambda _progress: compute.actadd(ctx.spec, pos, neg, l, lm))
+                def actadd_at(layers: tuple[int, ...], pos=pos, neg=neg) -> dict[int, Any] | None:
+                    out = compute.run(
+                        f"Running both prompts at {len(layers)} layer(s)",
+                        lambda _progress: compute.actadd(ctx.spec, pos, neg, layers, lm),
+                    )
                     return None if out is None else out[0]
 
                 sweep_and_save(ctx, vec, actadd_at, "prompt", "sv_a_sweep")
@@ -234,4 +227,4 @@ if widgets.require(ctx, task=False):
                     values=caa[layer].clone(), model_id=lm.model_id, layer=layer, method="caa", name=f"caa_l{layer}",
                     provenance={"n_pairs": len(pairs), "first_pairs": [list(pr) for pr in pairs[:5]]},
                 )
-                sweep_and_save(ctx, vec, lambda l: caa[l], "last", "sv_c_sweep")
+                sweep_and_save(ctx, vec, lambda layers: {l: caa[l] for l in layers}, "last", "sv_c_sweep")

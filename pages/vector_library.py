@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from core import limits
+from core.codegen import export_script
 from core.errors import UserInputError
-from core.steer import export_script
 from core.vectors import Library, Vector, check_name, combine, cosine_matrix, default_library_dir, from_bytes, to_bytes
 from dashboard import compute, figures, state, widgets
 

@@ -383,10 +383,10 @@ def test_app_steer_prompt_tokens_and_coefficient(tmp_path, monkeypatch):
     many = "\n".join(f"Prompt {i}" for i in range(limits.MAX_PROMPTS + 1))
     at.text_area(key="_w_steer_prompts").set_value(many)
     _button(at, "Generate").click().run()
-    _shows_error(at, f"steer at most {limits.MAX_PROMPTS} at once")
+    _shows_error(at, f"use at most {limits.MAX_PROMPTS} at once")
 
     # past the widgets' caps (a crafted request: the browser stops at them): Streamlit puts the
-    # value back in range, so a generation never sees it (core.steer checks again; see below)
+    # value back in range, so a generation never sees it (core.checks checks again; see below)
     at.text_area(key="_w_steer_prompts").set_value("I went to the")
     at.number_input(key="_w_steer_max_new").set_value(100000)
     at.number_input(key="_w_steer_coeff").set_value(float("nan"))
@@ -411,23 +411,25 @@ def test_app_steer_prompt_tokens_and_coefficient(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("check", "value", "fragment"),
     [
-        ("_check_max_new_tokens", 100000, f"from 1 to {limits.MAX_NEW_TOKENS}"),
-        ("_check_max_new_tokens", 0, f"from 1 to {limits.MAX_NEW_TOKENS}"),
-        ("_check_max_new_tokens", 2.5, "whole number"),
-        ("_check_coeff", float("nan"), "finite"),
-        ("_check_coeff", float("-inf"), "finite"),
-        ("_check_coeff", 1e9, "too large"),
-        ("_check_coeff", "4", "must be a number"),
-        ("_check_text", "x" * 20000, f"the limit is {limits.MAX_PROMPT_CHARS}"),
-        ("_check_text", " \n ", "is empty"),
+        ("check_max_new_tokens", 100000, f"from 1 to {limits.MAX_NEW_TOKENS}"),
+        ("check_max_new_tokens", 0, f"from 1 to {limits.MAX_NEW_TOKENS}"),
+        ("check_max_new_tokens", 2.5, "whole number"),
+        ("check_coeff", float("nan"), "finite"),
+        ("check_coeff", float("-inf"), "finite"),
+        ("check_coeff", 1e9, "too large"),
+        ("check_coeff", "4", "must be a number"),
+        ("check_text", "x" * 20000, f"the limit is {limits.MAX_PROMPT_CHARS}"),
+        ("check_text", " \n ", "is empty"),
+        ("check_layer", -1, "Layer -1 is out of range"),
+        ("check_layer", 2.0, "whole number"),
     ],
 )
 def test_steer_checks_behind_the_widgets(check, value, fragment):
     """What a crafted request past the Steer widgets meets in core (the CLI meets it too)."""
-    from core import steer
+    from core import checks
 
     with pytest.raises(UserInputError, match=re.escape(fragment)):
-        getattr(steer, check)(value, "prompt") if check == "_check_text" else getattr(steer, check)(value)
+        getattr(checks, check)(value, "prompt") if check == "check_text" else getattr(checks, check)(value)
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
-"""Steered generation (core.steer): exact identities on tiny random models, effects on the
-default model (slow-marked).
+"""Steered generation (core.steer), steering vectors (core.steering_vectors), the sweep
+(core.sweep) and the exported script (core.codegen): exact identities on tiny random models,
+effects on the default model (slow-marked).
 
 Tiny models: Llama (rotary positions) and GPT-2 (absolute positions, so a wrong position id
 under left padding changes the text), plus GPT-J (blocks return tuples) for the batching
@@ -8,6 +9,7 @@ identity. References are plain Hugging Face ``generate`` and forwards, not nnsig
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -17,8 +19,9 @@ import pytest
 import torch
 
 from conftest import CancelAt, build_tiny
-from core import limits, steer
+from core import codegen, limits, steer, steering_vectors
 from core.arch import blocks
+from core.sweep import SweepResult, keyword_hit_rate, sweep
 from core.errors import UserInputError
 from core.vectors import Vector, to_bytes
 
@@ -334,6 +337,34 @@ def test_generate_pair_validation(llama, change, pattern):
         steer.generate_pair(llama, **kw)
 
 
+def test_one_message_per_mistake(llama):
+    """The same mistake says the same thing through every entry point (core.checks)."""
+    from core.attention import attention_pattern
+    from core.checks import parse_coeffs
+
+    vec = _vector(llama)
+    layer_calls = [
+        lambda: steer.generate_pair(llama, ["Hi"], vec, 3, 1.0, "last", 2),
+        lambda: steering_vectors.actadd_vector(llama, "Love", "Hate", 3),
+        lambda: sweep(llama, "Hi", {3: vec}, [1.0], "last"),
+        lambda: attention_pattern(llama, "Hi", 3),
+    ]
+    coeff_calls = [
+        lambda: steer.generate_pair(llama, ["Hi"], vec, 1, float("nan"), "last", 2),
+        lambda: sweep(llama, "Hi", {1: vec}, [float("nan")], "last"),
+        lambda: codegen.export_script("m", "v", 1, float("nan"), "last", "p", 5),
+        lambda: parse_coeffs("1, nan", 8),
+    ]
+    for calls, message in (
+        (layer_calls, "Layer 3 is out of range: this model has layers 0..2."),
+        (coeff_calls, "The coefficient must be a finite number (got nan)."),
+    ):
+        for call in calls:
+            with pytest.raises(UserInputError) as exc:
+                call()
+            assert str(exc.value) == message
+
+
 # --- ActAdd, CAA, norms ------------------------------------------------------------------------
 
 
@@ -349,7 +380,7 @@ def _hidden(lm, ids: list[int], layer: int) -> torch.Tensor:
 def test_actadd_vector_pads_with_spaces_and_subtracts(model, request):
     lm = request.getfixturevalue(model)
     layer = 1
-    values, tokens = steer.actadd_vector(lm, "Love and kindness", "Hate", layer)
+    values, tokens = steering_vectors.actadd_vector(lm, "Love and kindness", "Hate", layer)
     pos = lm.tokenizer("Love and kindness")["input_ids"]
     neg = lm.tokenizer("Hate")["input_ids"]
     space = lm.tokenizer(" ", add_special_tokens=False)["input_ids"]
@@ -360,16 +391,35 @@ def test_actadd_vector_pads_with_spaces_and_subtracts(model, request):
     assert tokens[-1][1] == " "
     expected = _hidden(lm, pos, layer) - _hidden(lm, neg_padded, layer)
     torch.testing.assert_close(values, expected, atol=1e-4, rtol=1e-4)
-    same, _ = steer.actadd_vector(lm, "Hate", "Hate", layer)
+    same, _ = steering_vectors.actadd_vector(lm, "Hate", "Hate", layer)
     assert torch.count_nonzero(same) == 0
     with pytest.raises(UserInputError, match="empty"):
-        steer.actadd_vector(lm, "", "Hate", layer)
+        steering_vectors.actadd_vector(lm, "", "Hate", layer)
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_actadd_vectors_read_every_layer_in_one_forward(gpt2):
+    """Several layers from one forward: each equals the one-layer vector, in the order asked."""
+    calls = []
+    handle = blocks(gpt2.arch, gpt2.hf)[0].register_forward_hook(lambda *_: calls.append(1))
+    try:
+        values, tokens = steering_vectors.actadd_vectors(gpt2, "Love and kindness", "Hate", [2, 0, 1])
+    finally:
+        handle.remove()
+    assert calls == [1]  # one forward for all three layers
+    assert list(values) == [2, 0, 1]
+    for layer in (0, 1, 2):
+        alone, alone_tokens = steering_vectors.actadd_vector(gpt2, "Love and kindness", "Hate", layer)
+        assert torch.equal(values[layer], alone)
+        assert tokens == alone_tokens
+    with pytest.raises(UserInputError, match="Layer 3 is out of range"):
+        steering_vectors.actadd_vectors(gpt2, "Love", "Hate", [0, 3])
 
 
 @pytest.mark.usefixtures("single_thread")
 def test_caa_vectors_are_mean_last_token_differences(gpt2):
     pairs = [("Yes, I agree", "No"), ("A", "B: something longer here"), ("kind words", "cruel words")]
-    got = steer.caa_vectors(gpt2, pairs)
+    got = steering_vectors.caa_vectors(gpt2, pairs)
     assert got.shape == (gpt2.arch.n_layers, gpt2.arch.d_model)
     for layer in range(gpt2.arch.n_layers - 1):  # HF's last hidden state is after the final norm
         diffs = [
@@ -378,82 +428,120 @@ def test_caa_vectors_are_mean_last_token_differences(gpt2):
         ]
         torch.testing.assert_close(got[layer], torch.stack(diffs).mean(0), atol=1e-4, rtol=1e-4)
     with pytest.raises(UserInputError, match="contrastive pairs"):
-        steer.caa_vectors(gpt2, [])
+        steering_vectors.caa_vectors(gpt2, [])
     with pytest.raises(UserInputError, match="contrastive pairs"):
-        steer.caa_vectors(gpt2, [("a", "b")] * (limits.MAX_CAA_PAIRS + 1))
+        steering_vectors.caa_vectors(gpt2, [("a", "b")] * (limits.MAX_CAA_PAIRS + 1))
     with pytest.raises(UserInputError, match="pair 2"):
-        steer.caa_vectors(gpt2, [("a", "b"), ("a", " ")])
+        steering_vectors.caa_vectors(gpt2, [("a", "b"), ("a", " ")])
 
 
 @pytest.mark.usefixtures("single_thread")
 def test_resid_norms(llama):
     prompts = ["Hello world", "A much longer prompt than the first one"]
-    norms = steer.resid_norms(llama, prompts)
+    norms = steering_vectors.resid_norms(llama, prompts)
     assert norms.shape == (llama.arch.n_layers,)
     layer = 0
     ref = torch.stack([_hidden(llama, llama.tokenizer(p)["input_ids"], layer)[-1].norm() for p in prompts]).mean()
     assert float(norms[layer]) == pytest.approx(float(ref), rel=1e-4)
     with pytest.raises(UserInputError):
-        steer.resid_norms(llama, [])
+        steering_vectors.resid_norms(llama, [])
 
 
-# --- sweep -------------------------------------------------------------------------------------
+# --- sweep ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.usefixtures("single_thread")
 @pytest.mark.parametrize("mode, n_pos", [("last", None), ("prompt", 2)])
 def test_sweep_cells_equal_single_generations(gpt2, mode, n_pos):
-    vec = _vector(gpt2, n_pos)
+    """Each layer uses its own vector; every cell is the generation of that (layer, coefficient)."""
+    vectors = {0: _vector(gpt2, n_pos, seed=0), 2: _vector(gpt2, n_pos, seed=1)}
     prompt, layers, coeffs = "Once upon a time", [0, 2], [0.0, 1.0, -3.0]
-    result = steer.sweep(gpt2, prompt, vec, layers, coeffs, mode, max_new_tokens=6, target_word="time")
-    assert result["layers"] == layers and result["coeffs"] == coeffs
-    assert len(result["texts"]) == 3 and all(len(row) == 2 for row in result["texts"])
+    result = sweep(gpt2, prompt, vectors, coeffs, mode, max_new_tokens=6, target_word="time")
+    assert isinstance(result, SweepResult)
+    assert result.layers == tuple(layers) and result.coeffs == tuple(coeffs) and result.mode == mode
+    assert len(result.texts) == 3 and all(len(row) == 2 for row in result.texts)
     for li, layer in enumerate(layers):
         for ci, coeff in enumerate(coeffs):
-            (r,) = steer.generate_pair(gpt2, [prompt], vec, layer, coeff, mode, 6)
-            assert result["texts"][ci][li] == r.steered[0]
-            assert result["texts"][0][li] == r.unsteered[0] == result["baseline_text"]
+            (r,) = steer.generate_pair(gpt2, [prompt], vectors[layer], layer, coeff, mode, 6)
+            assert result.texts[ci][li] == r.steered[0]
+            assert result.texts[0][li] == r.unsteered[0] == result.baseline_text
+    # each layer its own vector: with the vectors swapped, the steered score at layer 0 changes
+    # (in the "prompt" mode an edit of the last block's first positions reaches no logit)
+    swapped = sweep(gpt2, prompt, {0: vectors[2], 2: vectors[0]}, coeffs, mode, max_new_tokens=1, target_word="time")
+    assert swapped.scores[2][0] != pytest.approx(result.scores[2][0], rel=1e-3)
     # the score is p(" time") at the first new token: check the baseline against a plain forward
     target = gpt2.tokenizer(" time", add_special_tokens=False)["input_ids"][0]
     with torch.no_grad():
         logits = gpt2.hf(gpt2.tokenizer(prompt, return_tensors="pt")["input_ids"]).logits[0, -1]
     p = float(torch.softmax(logits, -1)[target])
-    assert result["baseline_score"] == pytest.approx(p, rel=1e-4)
-    assert result["scores"][0] == pytest.approx([p, p], rel=1e-4)  # coefficient 0
-    assert result["scores"][2][0] != pytest.approx(p, rel=1e-3)  # steering moves it
+    assert result.baseline_score == pytest.approx(p, rel=1e-4)
+    assert result.scores[0] == pytest.approx([p, p], rel=1e-4)  # coefficient 0
+    assert result.scores[2][0] != pytest.approx(p, rel=1e-3)  # steering moves it
+    # norms for the relative-strength table: |c| x mean norm per position / residual norm
+    norms = [float(vectors[l].float().norm(dim=-1).mean()) for l in layers]
+    assert result.vector_norms == pytest.approx(norms, rel=1e-6)
+    resid = [2.0, 4.0, 8.0]
+    expected = [[abs(c) * n / resid[l] for l, n in zip(layers, norms)] for c in coeffs]
+    for got_row, expected_row in zip(result.relative_norms(resid), expected, strict=True):
+        assert got_row == pytest.approx(expected_row, rel=1e-6)
 
 
 def test_sweep_keyword_scores_and_validation(llama):
     vec = _vector(llama)
-    result = steer.sweep(llama, "Hello", vec, [1], [0.0, 2.0], "last", max_new_tokens=3, keywords=["the", "a"])
-    assert result["score_name"] == "keyword hit rate"
+    result = sweep(llama, "Hello", {1: vec}, [0.0, 2.0], "last", max_new_tokens=3, keywords=["the", "a"])
+    assert result.score_name == "keyword hit rate"
     for ci in range(2):
-        assert result["scores"][ci][0] == steer.keyword_hit_rate(result["texts"][ci][0], ["the", "a"])
-    none = steer.sweep(llama, "Hello", vec, [1], [1.0], "last", max_new_tokens=2)
-    assert none["scores"] is None and none["score_name"] is None
+        assert result.scores[ci][0] == keyword_hit_rate(result.texts[ci][0], ["the", "a"])
+    none = sweep(llama, "Hello", {1: vec}, [1.0], "last", max_new_tokens=2)
+    assert none.scores is None and none.score_name is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        none.baseline_text = "x"
     with pytest.raises(UserInputError, match="at least one layer"):
-        steer.sweep(llama, "Hello", vec, [], [1.0], "last")
+        sweep(llama, "Hello", {}, [1.0], "last")
     with pytest.raises(UserInputError, match="too large"):
-        steer.sweep(llama, "Hello", vec, [0, 1, 2], [0.1] * 40, "last")
+        sweep(llama, "Hello", {0: vec, 1: vec, 2: vec}, [0.1] * 40, "last")
     with pytest.raises(UserInputError, match="finite"):
-        steer.sweep(llama, "Hello", vec, [1], [float("nan")], "last")
+        sweep(llama, "Hello", {1: vec}, [float("nan")], "last")
+    with pytest.raises(UserInputError, match="out of range"):
+        sweep(llama, "Hello", {3: vec}, [1.0], "last")
+    with pytest.raises(UserInputError, match="width 32"):
+        sweep(llama, "Hello", {0: vec, 1: torch.zeros(32)}, [1.0], "last")
+
+
+def test_sweep_limits_hold_for_the_whole_grid(llama, monkeypatch):
+    """Every layer's part of the grid is within the limits, the whole grid is not: refused before
+    anything runs (the dashboard once swept layer by layer, so no part ever met the limit)."""
+    vec = _vector(llama)
+    progress = []
+    per_layer = 40  # 1 layer x 40 coefficients = 40 cells: within MAX_SWEEP_CELLS
+    assert per_layer <= limits.MAX_SWEEP_CELLS < 3 * per_layer
+    with pytest.raises(UserInputError, match=r"The grid is too large: .* \(got 3 x 40\)"):
+        sweep(llama, "Hello", {0: vec, 1: vec, 2: vec}, [0.1] * per_layer, "last", progress=lambda f, m: progress.append(m))
+    assert progress == []  # nothing was generated
+    # the number of layers too: 2 layers x 1 coefficient, with at most 1 layer allowed
+    monkeypatch.setattr(limits, "MAX_SWEEP_LAYERS", 1)
+    with pytest.raises(UserInputError, match=r"at most 1 layers .* \(got 2 x 1\)"):
+        sweep(llama, "Hello", {0: vec, 1: vec}, [1.0], "last", progress=lambda f, m: progress.append(m))
+    assert progress == []
+    sweep(llama, "Hello", {1: vec}, [1.0], "last", max_new_tokens=1, progress=lambda f, m: progress.append(m))
+    assert progress  # the control: a grid within the limits runs
 
 
 def test_keyword_hit_rate():
-    assert steer.keyword_hit_rate("I love you, Love!", ["love", "hate"]) == 0.5
-    assert steer.keyword_hit_rate("lovely", ["love"]) == 0.0  # whole words only
-    assert steer.keyword_hit_rate("anything", []) == 0.0
+    assert keyword_hit_rate("I love you, Love!", ["love", "hate"]) == 0.5
+    assert keyword_hit_rate("lovely", ["love"]) == 0.0  # whole words only
+    assert keyword_hit_rate("anything", []) == 0.0
 
 
 # --- export ------------------------------------------------------------------------------------
 
 
 def test_export_script_compiles_and_escapes():
-    src = steer.export_script("SmolLM2-135M-Instruct", "my vec.safetensors", 6, 5.0, "prompt", 'He said "hi"\n\'\'\'', 20)
+    src = codegen.export_script("SmolLM2-135M-Instruct", "my vec.safetensors", 6, 5.0, "prompt", 'He said "hi"\n\'\'\'', 20)
     compile(src, "x", "exec")
     assert "'my vec.safetensors'" in src and "MODE = 'prompt'" in src
     with pytest.raises(UserInputError):
-        steer.export_script("m", "v", 1, float("nan"), "last", "p", 5)
+        codegen.export_script("m", "v", 1, float("nan"), "last", "p", 5)
 
 
 @pytest.mark.usefixtures("single_thread")
@@ -470,7 +558,7 @@ def test_exported_scripts_reproduce_the_steered_text(gpt2, tmp_path):
         path = tmp_path / f"vec_{mode}.safetensors"
         path.write_bytes(to_bytes(Vector(values=vec, model_id=str(folder), layer=1, method="actadd")))
         script = tmp_path / f"steer_{mode}.py"
-        script.write_text(steer.export_script(str(folder), str(path), 1, 2.5, mode, prompt, 6))
+        script.write_text(codegen.export_script(str(folder), str(path), 1, 2.5, mode, prompt, 6))
         scripts.append(str(script))
         (r,) = steer.generate_pair(gpt2, [prompt], vec, 1, 2.5, mode, 6)
         assert r.steered != r.unsteered
@@ -499,7 +587,7 @@ def default_lm():
 @pytest.mark.usefixtures("single_thread")  # one thread: a busy machine slows two by up to 10x
 def test_love_minus_hate_actadd_on_default_model(default_lm):
     lm = default_lm
-    values, tokens = steer.actadd_vector(lm, "Love", "Hate", ACTADD_LAYER)
+    values, tokens = steering_vectors.actadd_vector(lm, "Love", "Hate", ACTADD_LAYER)
     assert tokens == [("Love", "H"), (" ", "ate")]
     (r,) = steer.generate_pair(lm, [ACTADD_PROMPT], values, ACTADD_LAYER, ACTADD_COEFF, "prompt", 20)
     assert r.first_divergence is not None, r  # the continuation changes
@@ -517,7 +605,7 @@ def test_love_minus_hate_actadd_on_default_model(default_lm):
 @pytest.mark.usefixtures("single_thread")
 def test_zero_coefficient_is_unsteered_on_default_model(default_lm):
     lm = default_lm
-    values, _ = steer.actadd_vector(lm, "Love", "Hate", ACTADD_LAYER)
+    values, _ = steering_vectors.actadd_vector(lm, "Love", "Hate", ACTADD_LAYER)
     (r,) = steer.generate_pair(lm, [ACTADD_PROMPT], values, ACTADD_LAYER, 0.0, "prompt", 20)
     assert r.steered == r.unsteered and r.first_divergence is None
     assert r.next_token_change.kl == 0.0

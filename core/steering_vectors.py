@@ -1,0 +1,110 @@
+"""Steering vectors built from activations, without training.
+
+- **Activation addition** (Turner et al. 2023, "Activation Addition: Steering Language Models
+  Without Optimization"): run a positive and a negative prompt ("Love" / "Hate"), padded to
+  the same length with spaces, and subtract the outputs of one decoder block position by
+  position. The result ``[n_pos, d_model]`` is added to a new prompt's first positions
+  (``core.steer``'s ``"prompt"`` mode). One forward reads any number of layers.
+- **Contrastive activation addition** (Rimsky et al. 2023, "Steering Llama 2 via Contrastive
+  Activation Addition"): for many (positive, negative) texts, the mean difference of the block
+  outputs at each text's last token, at every layer: ``[n_layers, d_model]``, one vector per
+  layer, added at the newest token on every step (the ``"last"`` mode).
+- **Residual norms**: the typical size of the residual stream at each layer, the scale against
+  which a coefficient times a vector's norm is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from core import arch as A
+from core import checks, limits
+from core.errors import UserInputError
+from core.inference import Progress, encode, run_forward
+from core.models import LoadedModel
+
+
+def _noop(fraction: float, message: str) -> None:
+    return None
+
+
+def _space_id(lm: LoadedModel) -> int:
+    ids = lm.tokenizer(" ", add_special_tokens=False)["input_ids"]
+    if len(ids) == 1:
+        return int(ids[0])
+    if lm.tokenizer.pad_token_id is not None:  # a tokenizer that cannot write a lone space
+        return int(lm.tokenizer.pad_token_id)
+    raise UserInputError("This tokenizer has no single token for a space to align the two prompts with.")
+
+
+def actadd_vectors(
+    lm: LoadedModel, positive: str, negative: str, layers: Sequence[int]
+) -> tuple[dict[int, torch.Tensor], list[tuple[str, str]]]:
+    """Activation-addition vectors at several layers, from one forward.
+
+    Returns ``{layer: [n_pos, d_model]}`` (in the order of ``layers``) and the aligned tokens
+    ``[(positive token, negative token)] * n_pos``. Both prompts are tokenized; the shorter is
+    padded at the END with space tokens to the longer's length (as in the paper), both run in
+    one forward, and the outputs of each block in ``layers`` are subtracted position by
+    position (positive - negative).
+    """
+    positive = checks.check_text(positive, "positive prompt")
+    negative = checks.check_text(negative, "negative prompt")
+    layers = [checks.check_layer(layer, lm.arch.n_layers) for layer in layers]
+    if not layers:
+        raise UserInputError("Pick at least one layer to build the vector at.")
+    ids = [lm.tokenizer(t)["input_ids"] for t in (positive, negative)]
+    if not all(ids):
+        raise UserInputError("A prompt is empty after tokenization.")
+    width = checks.check_prompt_tokens(max(len(i) for i in ids))
+    space = _space_id(lm)
+    padded = [row + [space] * (width - len(row)) for row in ids]
+    input_ids = torch.tensor(padded, device=lm.device)  # [2, pos]
+    arch = lm.arch
+    saved: dict[int, torch.Tensor] = {}
+    with lm.locked(), torch.no_grad():
+        with lm.trace(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)):
+            for layer in sorted(set(layers)):  # execution order
+                saved[layer] = A.resid(arch, A.blocks(arch, lm.nn)[layer].output).save()  # [2, pos, d_model]
+    values = {}
+    for layer in layers:
+        h = saved[layer].float().cpu()
+        values[layer] = h[0] - h[1]  # [n_pos, d_model]
+    tokens = [(lm.tokenizer.decode([p]), lm.tokenizer.decode([q])) for p, q in zip(*padded)]
+    return values, tokens
+
+
+def actadd_vector(lm: LoadedModel, positive: str, negative: str, layer: int) -> tuple[torch.Tensor, list[tuple[str, str]]]:
+    """Activation-addition vector (Turner et al. 2023) at one layer: ``[n_pos, d_model]`` and the
+    aligned tokens (see :func:`actadd_vectors`)."""
+    values, tokens = actadd_vectors(lm, positive, negative, [layer])
+    (only,) = values.values()
+    return only, tokens
+
+
+def caa_vectors(lm: LoadedModel, pairs: Sequence[tuple[str, str]], progress: Progress | None = None) -> torch.Tensor:
+    """Contrastive activation addition (Rimsky et al. 2023): ``[n_layers, d_model]``.
+
+    For every layer, the mean over pairs of (positive - negative) block output at each prompt's
+    last token. Two batched forwards (positives, then negatives), chunked by ``run_forward``.
+    """
+    progress = progress or _noop
+    pairs = checks.check_pairs(pairs)
+    pos = run_forward(
+        lm, encode(lm, [p for p, _ in pairs]), save_resid=True,
+        progress=lambda f, m: progress(0.5 * f, f"positives: {m}"),
+    )
+    neg = run_forward(
+        lm, encode(lm, [q for _, q in pairs]), save_resid=True,
+        progress=lambda f, m: progress(0.5 + 0.5 * f, f"negatives: {m}"),
+    )
+    return (pos.resid - neg.resid).mean(1)  # [n_layers, batch, d_model] -> [n_layers, d_model]
+
+
+def resid_norms(lm: LoadedModel, prompts: Sequence[str]) -> torch.Tensor:
+    """``[n_layers]``: mean over prompts of the last-token block-output norm, a scale for coefficients."""
+    prompts = checks.check_prompts(prompts, max_n=limits.MAX_N_PROMPTS)
+    fwd = run_forward(lm, encode(lm, prompts), save_resid=True)
+    return fwd.resid.norm(dim=-1).mean(1)  # [n_layers, batch, d_model] -> [n_layers]
