@@ -27,7 +27,7 @@ class Arch:
     d_model: int
     d_head: int
     d_vocab: int
-    out_proj_bias: bool
+    has_out_proj_bias: bool
     blocks_path: str  # from the root module to the list of decoder blocks
     out_proj_path: str  # from one block to the attention out-projection
     norm_path: str  # from the root to the final norm
@@ -44,8 +44,63 @@ class Arch:
             "d_model": self.d_model,
             "d_head": self.d_head,
             "d_vocab": self.d_vocab,
-            "out_proj_bias": self.out_proj_bias,
+            "out_proj_bias": self.has_out_proj_bias,
         }
+
+    # --- where things are (``root``: the Hugging Face model or its nnsight wrapper) ---------
+
+    def blocks(self, root: Any) -> Any:
+        """The decoder blocks; a block's output is the residual stream ``[batch, pos, d_model]``."""
+        return get_path(root, self.blocks_path)
+
+    def resid(self, block_output: Any) -> Any:
+        """The residual stream ``[batch, pos, d_model]`` from a block's output."""
+        return block_output[0] if self.block_returns_tuple else block_output
+
+    def block_output(self, root: Any, layer: int) -> Any:
+        """The residual stream ``[batch, pos, d_model]`` that block ``layer`` writes."""
+        return self.resid(self.blocks(root)[layer].output)
+
+    def as_block_output(self, hidden: torch.Tensor) -> Any:
+        """What a block returns when its output is ``hidden`` (for skipping a block)."""
+        return (hidden, None) if self.block_returns_tuple else hidden
+
+    def out_proj(self, root: Any, layer: int) -> Any:
+        """Attention out-projection of ``layer``; its input is ``[batch, pos, n_heads * d_head]``."""
+        return get_path(self.blocks(root)[layer], self.out_proj_path)
+
+    def attention(self, root: Any, layer: int) -> Any:
+        """The attention module of ``layer`` (the out-projection's parent). With eager attention
+        its output is ``(attn_output, pattern [batch, n_heads, pos, pos])``."""
+        return get_path(self.blocks(root)[layer], self.out_proj_path.rsplit(".", 1)[0])
+
+    def final_norm(self, root: Any) -> Any:
+        """The norm before the unembedding; its input is the final residual ``[batch, pos, d_model]``."""
+        return get_path(root, self.norm_path)
+
+    def unembed(self, root: Any) -> Any:
+        """The unembedding; its output is the logits ``[batch, pos, d_vocab]``."""
+        return get_path(root, self.unembed_path)
+
+    # --- weights (a local Hugging Face model) ----------------------------------------------------
+
+    def out_proj_weight(self, hf_model: torch.nn.Module, layer: int) -> torch.Tensor:
+        """The out-projection weight as ``[d_model, n_heads * d_head]`` (Linear convention)."""
+        weight = self.out_proj(hf_model, layer).weight
+        return weight.T if self.out_proj_is_conv1d else weight
+
+    def out_proj_bias(self, hf_model: torch.nn.Module, layer: int) -> torch.Tensor | None:
+        return getattr(self.out_proj(hf_model, layer), "bias", None)
+
+    def head_contribution(self, hf_model: torch.nn.Module, layer: int, head: int, z: torch.Tensor) -> torch.Tensor:
+        """A head's write to the residual stream: ``z [..., d_head] -> [..., d_model]``.
+
+        The out-projection is linear, so the sum of every head's contribution plus the bias
+        equals the out-projection's output.
+        """
+        weight = self.out_proj_weight(hf_model, layer)  # [d_model, n_heads * d_head]
+        cols = weight[:, head * self.d_head : (head + 1) * self.d_head]  # [d_model, d_head]
+        return z.to(cols.dtype) @ cols.T
 
 
 # model_type -> (family, blocks, out_proj, norm, unembed, conv1d)
@@ -119,7 +174,7 @@ def detect(hf_model: torch.nn.Module) -> Arch:
         d_model=d_model,
         d_head=d_head,
         d_vocab=get_path(hf_model, unembed).weight.shape[0],
-        out_proj_bias=getattr(proj, "bias", None) is not None,
+        has_out_proj_bias=getattr(proj, "bias", None) is not None,
         blocks_path=blocks,
         out_proj_path=out_proj,
         norm_path=norm,
@@ -127,61 +182,3 @@ def detect(hf_model: torch.nn.Module) -> Arch:
         out_proj_is_conv1d=conv1d,
         block_returns_tuple=family == "gptj",
     )
-
-
-def blocks(arch: Arch, root: Any) -> Any:
-    """The decoder blocks; a block's output is the residual stream ``[batch, pos, d_model]``."""
-    return get_path(root, arch.blocks_path)
-
-
-def resid(arch: Arch, block_output: Any) -> Any:
-    """The residual stream ``[batch, pos, d_model]`` from a block's output."""
-    return block_output[0] if arch.block_returns_tuple else block_output
-
-
-def as_block_output(arch: Arch, hidden: torch.Tensor) -> Any:
-    """What a block returns when its output is ``hidden`` (for skipping a block)."""
-    return (hidden, None) if arch.block_returns_tuple else hidden
-
-
-def out_proj(arch: Arch, root: Any, layer: int) -> Any:
-    """Attention out-projection of ``layer``; its input is ``[batch, pos, n_heads * d_head]``."""
-    return get_path(blocks(arch, root)[layer], arch.out_proj_path)
-
-
-def attention(arch: Arch, root: Any, layer: int) -> Any:
-    """The attention module of ``layer`` (the out-projection's parent). With eager attention
-    its output is ``(attn_output, pattern [batch, n_heads, pos, pos])``."""
-    return get_path(blocks(arch, root)[layer], arch.out_proj_path.rsplit(".", 1)[0])
-
-
-def final_norm(arch: Arch, root: Any) -> Any:
-    return get_path(root, arch.norm_path)
-
-
-def unembed(arch: Arch, root: Any) -> Any:
-    return get_path(root, arch.unembed_path)
-
-
-def out_proj_weight(arch: Arch, hf_model: torch.nn.Module, layer: int) -> torch.Tensor:
-    """The out-projection weight as ``[d_model, n_heads * d_head]`` (Linear convention)."""
-    weight = out_proj(arch, hf_model, layer).weight
-    return weight.T if arch.out_proj_is_conv1d else weight
-
-
-def out_proj_bias(arch: Arch, hf_model: torch.nn.Module, layer: int) -> torch.Tensor | None:
-    bias = getattr(out_proj(arch, hf_model, layer), "bias", None)
-    return bias
-
-
-def head_contribution(
-    arch: Arch, hf_model: torch.nn.Module, layer: int, head: int, z: torch.Tensor
-) -> torch.Tensor:
-    """A head's write to the residual stream: ``z [..., d_head] -> [..., d_model]``.
-
-    The out-projection is linear, so the sum of every head's contribution plus the bias
-    equals the out-projection's output.
-    """
-    weight = out_proj_weight(arch, hf_model, layer)  # [d_model, n_heads * d_head]
-    cols = weight[:, head * arch.d_head : (head + 1) * arch.d_head]  # [d_model, d_head]
-    return z.to(cols.dtype) @ cols.T

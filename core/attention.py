@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from core import arch as A
 from core.checks import check_layer
 from core.models import LoadedModel
 
@@ -26,7 +25,7 @@ def attention_pattern(lm: LoadedModel, prompt: str, layer: int) -> tuple[list[st
         lm.hf.set_attn_implementation("eager")
         try:
             with lm.trace(input_ids=ids, attention_mask=torch.ones_like(ids)) as tracer:
-                pattern = A.attention(lm.arch, lm.nn, layer).output[1][0].save()  # [n_heads, pos, pos]
+                pattern = lm.arch.attention(lm.nn, layer).output[1][0].save()  # [n_heads, pos, pos]
                 tracer.stop()  # the layers after this one are not needed
         finally:
             lm.hf.set_attn_implementation(previous)

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from core import arch as A
 from core.attribution import Attribution, CleanStats, clean_stats, indirect_effects
 from core.checks import check_coeff, check_heads, check_layer
 from core.errors import UserInputError
@@ -72,7 +71,7 @@ def function_vector_values(
     with lm.locked(), torch.no_grad():
         with lm.trace(**_one_token_batch(lm, len(heads)), **_forward_kwargs(lm)):
             for l in layers:  # execution order
-                proj = A.out_proj(arch, lm.nn, l)
+                proj = arch.out_proj(lm.nn, l)
                 proj.input = z[l].to(lm.device, lm.dtype)
                 saved[l] = proj.output[:, -1].save()  # [rows, d_model]
     return sum(saved[l][i].float().cpu() for i, (l, _) in enumerate(heads))
@@ -121,8 +120,8 @@ def decode(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tuple[str
         raise UserInputError(f"A vector of width {v.shape[-1]} cannot be decoded by a model of width {lm.arch.d_model}.")
     with lm.locked(), torch.no_grad():
         with lm.trace(**_one_token_batch(lm, 1), **_forward_kwargs(lm)):
-            A.final_norm(lm.arch, lm.nn).input = v.to(lm.device, lm.dtype)[None, None]  # [1, 1, d_model]
-            logits = A.unembed(lm.arch, lm.nn).output[0, -1].save()  # [d_vocab]
+            lm.arch.final_norm(lm.nn).input = v.to(lm.device, lm.dtype)[None, None]  # [1, 1, d_model]
+            logits = lm.arch.unembed(lm.nn).output[0, -1].save()  # [d_vocab]
     vals, ids = logits.float().cpu().topk(k)
     return [(lm.tokenizer.decode([int(i)]), float(x)) for x, i in zip(vals, ids)]
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import torch
 from nnsight.modeling.processing import positions
 
-from core import arch as A
 from core import limits
 from core.errors import UserInputError
 from core.models import LoadedModel
@@ -140,12 +139,12 @@ def run_forward(
             with lm.trace(**sub.as_inputs(), **_forward_kwargs(lm)):
                 for layer in range(arch.n_layers):
                     if save_heads:
-                        z = A.out_proj(arch, lm.nn, layer).input[:, -1]
+                        z = arch.out_proj(lm.nn, layer).input[:, -1]
                         saved_heads.append(z.save())
                     if save_resid:
-                        h = A.resid(arch, A.blocks(arch, lm.nn)[layer].output)[:, -1]
+                        h = arch.block_output(lm.nn, layer)[:, -1]
                         saved_resid.append(h.save())
-                out = A.unembed(arch, lm.nn).output[:, -1].save()
+                out = arch.unembed(lm.nn).output[:, -1].save()
             logits.append(out.float().cpu())
             if save_resid:
                 resid.append(torch.stack([h.float().cpu() for h in saved_resid]))
@@ -211,7 +210,7 @@ def _apply_edits(lm: LoadedModel, edits_by_group: Sequence[Sequence[Edit]], layo
         head_items = [(g, e) for g, e in items if e.site == "head"]
         resid_items = [(g, e) for g, e in items if e.site == "resid"]
         if head_items:  # requests follow execution order: the out-projection input first
-            z = A.out_proj(arch, lm.nn, layer).input  # [rows, pos, n_heads * d_head]
+            z = arch.out_proj(lm.nn, layer).input  # [rows, pos, n_heads * d_head]
             for g, e in head_items:
                 idx = where(z, g) + (slice(e.head * d, (e.head + 1) * d),)
                 value = e.value.to(z.device, z.dtype)
@@ -220,7 +219,7 @@ def _apply_edits(lm: LoadedModel, edits_by_group: Sequence[Sequence[Edit]], layo
                 else:
                     z[idx] = value
         if resid_items:
-            h = A.resid(arch, A.blocks(arch, lm.nn)[layer].output)  # [rows, pos, d_model]
+            h = arch.block_output(lm.nn, layer)  # [rows, pos, d_model]
             for g, e in resid_items:
                 idx = where(h, g)
                 value = e.value.to(h.device, h.dtype)
@@ -269,7 +268,7 @@ def _group_mask(prefix_mask: torch.Tensor, n_groups: int, dtype: torch.dtype) ->
 def _score(lm: LoadedModel, targets: torch.Tensor, n_last: int) -> tuple:
     """Inside a trace: saved (target log-prob, argmax) at the last ``n_last`` positions,
     each ``[batch, n_last]``; ``targets`` is ``[batch]``."""
-    logits = A.unembed(lm.arch, lm.nn).output[:, -n_last:].float()
+    logits = lm.arch.unembed(lm.nn).output[:, -n_last:].float()
     index = targets.to(logits.device)[:, None, None].expand(-1, n_last, 1)
     picked = (logits.gather(-1, index)[..., 0] - logits.logsumexp(-1)).save()
     best = logits.argmax(-1).save()
@@ -389,7 +388,7 @@ def _fast_chunk(
             **kw,
         ):
             for layer in range(arch.n_layers):
-                base_resid.append(A.resid(arch, A.blocks(arch, lm.nn)[layer].output).save())
+                base_resid.append(arch.block_output(lm.nn, layer).save())
             picked, best = _score(lm, targets, 1)
         cache.crop(-1)
     results: ChunkScores = [(picked.float().cpu().T, best.cpu().T)]  # [1, n_rows]
@@ -408,9 +407,9 @@ def _fast_chunk(
             inputs["logits_to_keep"] = n_g
         with lm.locked():
             with lm.trace(**inputs):
-                blocks = A.blocks(arch, lm.nn)
+                blocks = arch.blocks(lm.nn)
                 for j in range(start):
-                    blocks[j].skip(A.as_block_output(arch, base_resid[j].expand(-1, n_g, -1)))
+                    blocks[j].skip(arch.as_block_output(base_resid[j].expand(-1, n_g, -1)))
                 _apply_edits(lm, groups, "cols")
                 picked, best = _score(lm, targets, n_g)
         for layer in cache.layers[start:]:  # skipped blocks added nothing

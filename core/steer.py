@@ -39,7 +39,6 @@ from typing import Any, Literal
 
 import torch
 
-from core import arch as A
 from core import checks, limits
 from core.checks import MODES
 from core.inference import Encoded, Progress, encode
@@ -248,13 +247,13 @@ def _steered_generate(
                 for step in tracer.iter[:k]:
                     t = done + step  # the step of the whole generation
                     if values is not None:
-                        h = A.resid(arch, A.blocks(arch, lm.nn)[layer].output)  # [batch, pos, d_model]
+                        h = arch.block_output(lm.nn, layer)  # [batch, pos, d_model]
                         if delta_last is not None:
                             h[:, -1] += delta_last
                         elif t == 0:
                             h[:] += delta_prompt
                     if t == 0:
-                        first_logits.append(A.unembed(arch, lm.nn).output[:, -1].save())  # [batch, d_vocab]
+                        first_logits.append(arch.unembed(lm.nn).output[:, -1].save())  # [batch, d_vocab]
                     progress((t + 1) / n, f"token {t + 1}/{n}")
                 out = tracer.result.save()  # [batch, pos + k]
         ids = out

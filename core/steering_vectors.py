@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import torch
 
-from core import arch as A
 from core import checks, limits
 from core.errors import UserInputError
 from core.inference import Progress, encode, run_forward
@@ -67,7 +66,7 @@ def actadd_vectors(
     with lm.locked(), torch.no_grad():
         with lm.trace(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)):
             for layer in sorted(set(layers)):  # execution order
-                saved[layer] = A.resid(arch, A.blocks(arch, lm.nn)[layer].output).save()  # [2, pos, d_model]
+                saved[layer] = arch.block_output(lm.nn, layer).save()  # [2, pos, d_model]
     values = {}
     for layer in layers:
         h = saved[layer].float().cpu()

@@ -30,7 +30,7 @@ def test_arch_description(tiny_lm):
     assert tiny_lm.model_id == f"tiny-{arch.family}"
     assert (arch.n_layers, arch.n_heads, arch.n_kv_heads) == (N_LAYERS, N_HEADS, n_kv)
     assert (arch.d_model, arch.d_head, arch.d_vocab) == (D_MODEL, D_MODEL // N_HEADS, D_VOCAB)
-    assert arch.out_proj_bias is bias
+    assert arch.has_out_proj_bias is bias
     assert arch.out_proj_is_conv1d is conv1d
     assert arch.block_returns_tuple is returns_tuple
     assert arch.info()["family"] == arch.family
@@ -38,14 +38,14 @@ def test_arch_description(tiny_lm):
 
 def test_paths_resolve_on_the_hf_model(tiny_lm):
     arch, hf = tiny_lm.arch, tiny_lm.hf
-    assert len(A.blocks(arch, hf)) == N_LAYERS
-    assert A.unembed(arch, hf) is hf.get_output_embeddings()
-    assert A.out_proj_weight(arch, hf, 0).shape == (arch.d_model, arch.n_heads * arch.d_head)
-    bias = A.out_proj_bias(arch, hf, 0)
-    assert (bias is not None) == arch.out_proj_bias
+    assert len(arch.blocks(hf)) == N_LAYERS
+    assert arch.unembed(hf) is hf.get_output_embeddings()
+    assert arch.out_proj_weight(hf, 0).shape == (arch.d_model, arch.n_heads * arch.d_head)
+    bias = arch.out_proj_bias(hf, 0)
+    assert (bias is not None) == arch.has_out_proj_bias
     if bias is not None:
         assert bias.shape == (arch.d_model,)
-    norm = A.final_norm(arch, hf)  # a LayerNorm or RMSNorm over d_model
+    norm = arch.final_norm(hf)  # a LayerNorm or RMSNorm over d_model
     assert isinstance(norm, torch.nn.Module) and norm.weight.shape == (arch.d_model,)
 
 
@@ -56,7 +56,7 @@ def test_head_split_sums_to_out_projection(tiny_lm):
     inputs, outputs = [], []
     with torch.no_grad(), tiny_lm.trace(**enc.as_inputs()):
         for layer in range(arch.n_layers):
-            proj = A.out_proj(arch, tiny_lm.nn, layer)
+            proj = arch.out_proj(tiny_lm.nn, layer)
             inputs.append(proj.input.save())  # [batch, pos, n_heads * d_head]
             outputs.append(proj.output.save())  # [batch, pos, d_model]
     for layer in range(arch.n_layers):
@@ -68,10 +68,10 @@ def test_head_split_sums_to_out_projection(tiny_lm):
         per_head = []
         for h in range(arch.n_heads):
             zh = z[..., h * arch.d_head : (h + 1) * arch.d_head]
-            contrib = A.head_contribution(arch, tiny_lm.hf, layer, h, zh)
+            contrib = arch.head_contribution(tiny_lm.hf, layer, h, zh)
             per_head.append(contrib)
             total += contrib
-        bias = A.out_proj_bias(arch, tiny_lm.hf, layer)
+        bias = arch.out_proj_bias(tiny_lm.hf, layer)
         if bias is not None:
             total += bias
         torch.testing.assert_close(total, out, atol=1e-5, rtol=0)
@@ -85,15 +85,15 @@ def test_head_contribution_matches_the_module(tiny_lm):
     arch, hf = tiny_lm.arch, tiny_lm.hf
     torch.manual_seed(1)
     for layer in range(arch.n_layers):
-        module = A.out_proj(arch, hf, layer)
-        bias = A.out_proj_bias(arch, hf, layer)
+        module = arch.out_proj(hf, layer)
+        bias = arch.out_proj_bias(hf, layer)
         for h in range(arch.n_heads):
             zh = torch.randn(5, arch.d_head)
             full = torch.zeros(5, arch.n_heads * arch.d_head)
             full[:, h * arch.d_head : (h + 1) * arch.d_head] = zh
             with torch.no_grad():
                 expected = module(full)
-                got = A.head_contribution(arch, hf, layer, h, zh)
+                got = arch.head_contribution(hf, layer, h, zh)
             if bias is not None:
                 got = got + bias
             torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import arch as A
 from core.attention import attention_pattern
 
 PROMPT = "The Eiffel Tower is in the city of"
@@ -27,7 +26,7 @@ def test_pattern_of_one_layer_equals_eager_attentions(tiny_lm):
 
     ran: list[int] = []
     hooks = [
-        A.attention(lm.arch, lm.hf, l).register_forward_pre_hook(lambda m, args, l=l: ran.append(l))
+        lm.arch.attention(lm.hf, l).register_forward_pre_hook(lambda m, args, l=l: ran.append(l))
         for l in range(lm.arch.n_layers)
     ]
     try:

@@ -12,7 +12,6 @@ import torch
 
 import core.inference as inference
 from conftest import CancelAt
-from core import arch as A
 from core.attribution import clean_stats, indirect_effects
 from core.fv import accuracy_sweep, check_heads, function_vector_values
 from core.inference import Edit, encode, first_token_ids, last_token_scores, run_forward
@@ -77,7 +76,7 @@ def _reference_logprobs(lm, prompt: str, edits: list[Edit]) -> torch.Tensor:
 
     def resid_hook(edit):
         def post(module, args, output):
-            h = A.resid(arch, output).clone()  # [1, pos, d_model]
+            h = arch.resid(output).clone()  # [1, pos, d_model]
             h[:, -1] = h[:, -1] + edit.value if edit.add else edit.value
             return (h,) + tuple(output[1:]) if isinstance(output, tuple) else h
 
@@ -86,9 +85,9 @@ def _reference_logprobs(lm, prompt: str, edits: list[Edit]) -> torch.Tensor:
     try:
         for e in edits:
             if e.site == "head":
-                handles.append(A.out_proj(arch, hf, e.layer).register_forward_pre_hook(head_hook(e)))
+                handles.append(arch.out_proj(hf, e.layer).register_forward_pre_hook(head_hook(e)))
             else:
-                handles.append(A.blocks(arch, hf)[e.layer].register_forward_hook(resid_hook(e)))
+                handles.append(arch.blocks(hf)[e.layer].register_forward_hook(resid_hook(e)))
         ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"]
         with torch.no_grad():
             logits = hf(input_ids=ids).logits[0, -1].float()
@@ -166,10 +165,10 @@ def test_clean_stats_against_hooks(tiny_lm, prompts, stats):
     arch, hf = tiny_lm.arch, tiny_lm.hf
     heads_seen, resid_seen = [], []
     handles = [
-        A.out_proj(arch, hf, l).register_forward_pre_hook(lambda m, a: heads_seen.append(a[0][0, -1].clone()))
+        arch.out_proj(hf, l).register_forward_pre_hook(lambda m, a: heads_seen.append(a[0][0, -1].clone()))
         for l in range(arch.n_layers)
     ] + [
-        A.blocks(arch, hf)[l].register_forward_hook(lambda m, a, o: resid_seen.append(A.resid(arch, o)[0, -1].clone()))
+        arch.blocks(hf)[l].register_forward_hook(lambda m, a, o: resid_seen.append(arch.resid(o)[0, -1].clone()))
         for l in range(arch.n_layers)
     ]
     try:
@@ -382,7 +381,7 @@ def test_function_vector_is_the_sum_of_head_outputs(tiny_lm, stats):
         for l, h in heads:
             z = torch.zeros(arch.n_heads * arch.d_head)
             z[h * arch.d_head : (h + 1) * arch.d_head] = stats.mean_heads[l, h]
-            expected += A.out_proj(arch, hf, l)(z)
+            expected += arch.out_proj(hf, l)(z)
     fv = function_vector_values(tiny_lm, stats.mean_heads, heads)
     assert fv.shape == (arch.d_model,)
     torch.testing.assert_close(fv, expected, atol=1e-5, rtol=0)
@@ -412,7 +411,7 @@ def test_decode_is_the_final_norm_then_the_unembedding(tiny_lm, stats):
     arch, hf = tiny_lm.arch, tiny_lm.hf
     v = function_vector_values(tiny_lm, stats.mean_heads, [(1, 2), (2, 0)])
     with torch.no_grad():
-        logits = A.unembed(arch, hf)(A.final_norm(arch, hf)(v[None, None]))[0, 0]
+        logits = arch.unembed(hf)(arch.final_norm(hf)(v[None, None]))[0, 0]
     vals, ids = logits.topk(8)
     got = decode(tiny_lm, v, 8)
     assert [t for t, _ in got] == [tiny_lm.tokenizer.decode([int(i)]) for i in ids]

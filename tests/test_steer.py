@@ -20,7 +20,6 @@ import torch
 
 from conftest import CancelAt, build_tiny
 from core import codegen, limits, steer, steering_vectors
-from core.arch import blocks
 from core.sweep import SweepResult, keyword_hit_rate, sweep
 from core.errors import UserInputError
 from core.vectors import Vector, to_bytes
@@ -103,7 +102,7 @@ def _hf_hooked(lm, prompts: list[str], layer: int, delta_fn, n: int) -> list[str
         calls.append(1)
         return output
 
-    handle = blocks(lm.arch, lm.hf)[layer].register_forward_hook(hook)
+    handle = lm.arch.blocks(lm.hf)[layer].register_forward_hook(hook)
     try:
         with torch.no_grad():
             out = lm.hf.generate(**enc, max_new_tokens=n, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
@@ -401,7 +400,7 @@ def test_actadd_vector_pads_with_spaces_and_subtracts(model, request):
 def test_actadd_vectors_read_every_layer_in_one_forward(gpt2):
     """Several layers from one forward: each equals the one-layer vector, in the order asked."""
     calls = []
-    handle = blocks(gpt2.arch, gpt2.hf)[0].register_forward_hook(lambda *_: calls.append(1))
+    handle = gpt2.arch.blocks(gpt2.hf)[0].register_forward_hook(lambda *_: calls.append(1))
     try:
         values, tokens = steering_vectors.actadd_vectors(gpt2, "Love and kindness", "Hate", [2, 0, 1])
     finally:
