@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from einops import rearrange
 
-from core.inference import Edit, Progress, _noop, encode, first_token_ids, last_token_scores, run_forward
+from core.inference import Edit, Progress, no_progress, encode, first_token_ids, last_token_scores, run_forward
 from core.models import LoadedModel
 from core.prompts import PromptSet
 
@@ -39,7 +39,7 @@ class CleanStats:
     n_prompts: int
 
 
-def clean_stats(lm: LoadedModel, prompts: PromptSet, progress: Progress = _noop) -> CleanStats:
+def clean_stats(lm: LoadedModel, prompts: PromptSet, progress: Progress = no_progress) -> CleanStats:
     """One traced pass over the clean prompts: mean head slices, the h-vector, and accuracy."""
     arch = lm.arch
     fw = run_forward(lm, encode(lm, prompts.clean), save_resid=True, save_heads=True, progress=progress)
@@ -85,7 +85,7 @@ def indirect_effects(
     metric: str = "prob",
     method: str = "fast",
     heads: list[tuple[int, int]] | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> Attribution:
     """The CIE of each head (all heads unless ``heads`` is given) on the corrupted prompts."""
     if metric not in METRICS:

@@ -20,7 +20,7 @@ import torch
 from core.attribution import Attribution, CleanStats, clean_stats, indirect_effects
 from core.checks import check_coeff, check_heads, check_layer
 from core.errors import UserInputError
-from core.inference import Edit, Progress, _forward_kwargs, _noop, encode, first_token_ids, last_token_scores
+from core.inference import Edit, Progress, forward_kwargs, no_progress, encode, first_token_ids, last_token_scores
 from core.models import LoadedModel
 from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
 from core.tasks import Task
@@ -69,7 +69,7 @@ def function_vector_values(
         z[l][i, 0, h * d : (h + 1) * d] = mean_heads[l, h].float()
     saved: dict[int, Any] = {}
     with lm.locked(), torch.no_grad():
-        with lm.trace(**_one_token_batch(lm, len(heads)), **_forward_kwargs(lm)):
+        with lm.trace(**_one_token_batch(lm, len(heads)), **forward_kwargs(lm)):
             for l in layers:  # execution order
                 proj = arch.out_proj(lm.nn, l)
                 proj.input = z[l].to(lm.device, lm.dtype)
@@ -83,7 +83,7 @@ def accuracy_sweep(
     targets: Sequence[str],
     vectors: Sequence[tuple[int, torch.Tensor]],
     coeff: float = 1.0,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> tuple[float, list[float]]:
     """Top-1 accuracy without edits, and with each ``(layer, vector)`` added at the last token."""
     acc, _ = _sweep(lm, prompts, targets, vectors, coeff, progress)
@@ -119,7 +119,7 @@ def decode(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tuple[str
     if v.shape != (lm.arch.d_model,):
         raise UserInputError(f"A vector of width {v.shape[-1]} cannot be decoded by a model of width {lm.arch.d_model}.")
     with lm.locked(), torch.no_grad():
-        with lm.trace(**_one_token_batch(lm, 1), **_forward_kwargs(lm)):
+        with lm.trace(**_one_token_batch(lm, 1), **forward_kwargs(lm)):
             lm.arch.final_norm(lm.nn).input = v.to(lm.device, lm.dtype)[None, None]  # [1, 1, d_model]
             logits = lm.arch.unembed(lm.nn).output[0, -1].save()  # [d_vocab]
     vals, ids = logits.float().cpu().topk(k)
@@ -169,7 +169,7 @@ class Workbench:
 
 
 def build_workbench(
-    lm: LoadedModel, task: Task, settings: PromptSettings, progress: Progress = _noop
+    lm: LoadedModel, task: Task, settings: PromptSettings, progress: Progress = no_progress
 ) -> Workbench:
     splits = split_task(task, settings.seed)
     prompts = build_prompts(splits.train, splits.train, settings)
@@ -216,7 +216,7 @@ def evaluate(
     n_eval: int = 50,
     coeff: float = 1.0,
     max_curve_heads: int | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> FVReport:
     """The function-vector report: layer sweep, chosen layer, shuffled prompts, heads curve,
     h-vector sweep, decoding. Evaluation queries come from the test split; with
@@ -300,7 +300,7 @@ def fv_examples(lm: LoadedModel, prompts: PromptSet, layer: int, vector: torch.T
 
 
 def run_attribution(
-    lm: LoadedModel, wb: Workbench, metric: str = "prob", method: str = "fast", progress: Progress = _noop
+    lm: LoadedModel, wb: Workbench, metric: str = "prob", method: str = "fast", progress: Progress = no_progress
 ) -> Attribution:
     wb.attribution = indirect_effects(lm, wb.prompts, wb.stats.mean_heads, metric=metric, method=method, progress=progress)
     return wb.attribution

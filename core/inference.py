@@ -29,7 +29,8 @@ CACHE_BYTES = 768 * 1024 * 1024
 LOGIT_BUDGET = 256 * 1024 * 1024
 
 
-def _noop(fraction: float, message: str) -> None:
+def no_progress(fraction: float, message: str) -> None:
+    """The default progress callback: reports nothing."""
     return None
 
 
@@ -85,7 +86,7 @@ def first_token_ids(lm: LoadedModel, texts: Sequence[str]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _forward_kwargs(lm: LoadedModel) -> dict:
+def forward_kwargs(lm: LoadedModel) -> dict:
     """Ask for last-position logits only where the model supports it (saves memory)."""
     params = inspect.signature(lm.hf.forward).parameters
     return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
@@ -125,7 +126,7 @@ def run_forward(
     enc: Encoded,
     save_resid: bool = False,
     save_heads: bool = False,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> Forward:
     """One traced pass (in prompt chunks) reading last-token activations."""
     arch = lm.arch
@@ -136,7 +137,7 @@ def run_forward(
             sub = enc.rows(sl)
             saved_resid: list = []
             saved_heads: list = []
-            with lm.trace(**sub.as_inputs(), **_forward_kwargs(lm)):
+            with lm.trace(**sub.as_inputs(), **forward_kwargs(lm)):
                 for layer in range(arch.n_layers):
                     if save_heads:
                         z = arch.out_proj(lm.nn, layer).input[:, -1]
@@ -303,7 +304,7 @@ def last_token_scores(
     groups: Sequence[Sequence[Edit]],
     use_cache: bool = True,
     max_groups_per_pass: int = 512,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> Scores:
     """Score every group of last-token edits: log-prob of the target and the top-1 token.
 
@@ -368,7 +369,7 @@ def _fast_chunk(
     only. So every column computes exactly the last token's forward, with its own edits, and
     the cache is never copied. A pass whose earliest edit is at layer ``l`` skips blocks
     ``< l`` and is handed their recorded outputs, which no edit at ``l`` can change."""
-    arch, kw, dtype = lm.arch, _forward_kwargs(lm), lm.dtype
+    arch, kw, dtype = lm.arch, forward_kwargs(lm), lm.dtype
     with lm.locked():
         out = lm.hf(
             input_ids=sub.input_ids[:, :-1],
@@ -423,7 +424,7 @@ def _plain_chunk(
     lm: LoadedModel, sub: Encoded, targets: torch.Tensor, passes: list[list[list[Edit]]], step: Callable[[], None]
 ) -> ChunkScores:
     """Every group runs the whole prompt as its own rows (prompt-major: row = prompt * n_g + group)."""
-    kw = _forward_kwargs(lm)
+    kw = forward_kwargs(lm)
     n_rows = len(sub)
     with lm.locked():
         with lm.trace(**sub.as_inputs(), **kw):

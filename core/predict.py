@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.inference import Progress, _noop, encode, first_token_ids, run_forward, top_tokens
+from core.inference import Progress, no_progress, encode, first_token_ids, run_forward, top_tokens
 from core.models import LoadedModel
 from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
 from core.tasks import Task
@@ -59,7 +59,7 @@ class Prediction:
 
 
 def predict(
-    lm: LoadedModel, task: Task, settings: PromptSettings, k: int = 10, progress: Progress = _noop
+    lm: LoadedModel, task: Task, settings: PromptSettings, k: int = 10, progress: Progress = no_progress
 ) -> Prediction:
     """In-context and zero-shot predictions on the test split (the whole task when it is small)."""
     splits = split_task(task, settings.seed)

@@ -41,7 +41,7 @@ import torch
 
 from core import checks, limits
 from core.checks import MODES
-from core.inference import Encoded, Progress, encode
+from core.inference import Encoded, Progress, encode, no_progress
 from core.models import LoadedModel
 
 Mode = Literal["last", "prompt"]
@@ -60,9 +60,6 @@ __all__ = [
 
 N_CHANGES = 8  # tokens listed in each direction of a next-token change
 
-
-def _noop(fraction: float, message: str) -> None:
-    return None
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -320,7 +317,7 @@ def generate_pair(
     decoding is greedy and each list holds one continuation; with ``sample=True`` it holds
     ``n_samples``, drawn with the same random numbers in both columns.
     """
-    progress = progress or _noop
+    progress = progress or no_progress
     mode = checks.check_mode(mode)
     prompts = checks.check_prompts(prompts)
     layer = checks.check_layer(layer, lm.arch.n_layers)
@@ -397,6 +394,6 @@ def generate_coeff_rows(
     enc = encode(lm, [prompt] * len(coeffs))
     new_ids, logits = _steered_generate(
         lm, enc, torch.tensor(list(coeffs)), values, layer, mode, max_new_tokens,
-        Decoding(), torch.zeros(len(coeffs), dtype=torch.long), progress or _noop,
+        Decoding(), torch.zeros(len(coeffs), dtype=torch.long), progress or no_progress,
     )
     return _decode(lm, new_ids), logits

@@ -21,12 +21,9 @@ import torch
 
 from core import checks, limits
 from core.errors import UserInputError
-from core.inference import Progress, encode, run_forward
+from core.inference import Progress, encode, no_progress, run_forward
 from core.models import LoadedModel
 
-
-def _noop(fraction: float, message: str) -> None:
-    return None
 
 
 def _space_id(lm: LoadedModel) -> int:
@@ -89,7 +86,7 @@ def caa_vectors(lm: LoadedModel, pairs: Sequence[tuple[str, str]], progress: Pro
     For every layer, the mean over pairs of (positive - negative) block output at each prompt's
     last token. Two batched forwards (positives, then negatives), chunked by ``run_forward``.
     """
-    progress = progress or _noop
+    progress = progress or no_progress
     pairs = checks.check_pairs(pairs)
     pos = run_forward(
         lm, encode(lm, [p for p, _ in pairs]), save_resid=True,

@@ -23,13 +23,10 @@ from typing import Any
 import torch
 
 from core import checks
-from core.inference import Progress, first_token_ids
+from core.inference import Progress, first_token_ids, no_progress
 from core.models import LoadedModel
 from core.steer import Mode, generate_coeff_rows
 
-
-def _noop(fraction: float, message: str) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ def sweep(
     if ``keywords``, else there is none. Every input, the whole grid's size included, is
     checked before anything runs.
     """
-    progress = progress or _noop
+    progress = progress or no_progress
     mode = checks.check_mode(mode)
     prompt = checks.check_text(prompt, "prompt")
     max_new_tokens = checks.check_max_new_tokens(max_new_tokens)

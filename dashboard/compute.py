@@ -20,6 +20,7 @@ import streamlit as st
 from core import fv as fv_mod
 from core import limits, turns
 from core.errors import Cancelled, UserInputError
+from core.inference import no_progress
 from core.models import LoadedModel, ModelSpec, load_model
 from core.prompts import PromptSettings
 from core.server_config import VARIABLES as server_config_vars
@@ -163,21 +164,17 @@ def store() -> ResultStore:
     return ResultStore(limits.MAX_CACHED_RESULTS, limits.MAX_CACHE_MB * 1024 * 1024)
 
 
-def _quiet(fraction: float, message: str) -> None:
-    return None
-
-
 def workbench(spec: ModelSpec, task: Task, settings: PromptSettings, _lm: LoadedModel, _progress=None):
     return store().get(
         ("workbench", spec, task, settings),
-        lambda: fv_mod.build_workbench(_lm, task, settings, progress=_progress or _quiet),
+        lambda: fv_mod.build_workbench(_lm, task, settings, progress=_progress or no_progress),
     )
 
 
 def attribution(spec: ModelSpec, task: Task, settings: PromptSettings, metric: str, _lm: LoadedModel, _progress=None):
     def make():
         wb = workbench(spec, task, settings, _lm)
-        return fv_mod.indirect_effects(_lm, wb.prompts, wb.stats.mean_heads, metric=metric, progress=_progress or _quiet)
+        return fv_mod.indirect_effects(_lm, wb.prompts, wb.stats.mean_heads, metric=metric, progress=_progress or no_progress)
 
     return store().get(("attribution", spec, task, settings, metric), make)
 
@@ -185,7 +182,7 @@ def attribution(spec: ModelSpec, task: Task, settings: PromptSettings, metric: s
 def prediction(spec: ModelSpec, task: Task, settings: PromptSettings, _lm: LoadedModel, _progress=None):
     from core.predict import predict
 
-    return store().get(("prediction", spec, task, settings), lambda: predict(_lm, task, settings, progress=_progress or _quiet))
+    return store().get(("prediction", spec, task, settings), lambda: predict(_lm, task, settings, progress=_progress or no_progress))
 
 
 def hvector_sweep(spec: ModelSpec, task: Task, settings: PromptSettings, n_eval: int, _lm: LoadedModel, _progress=None):
@@ -196,7 +193,7 @@ def hvector_sweep(spec: ModelSpec, task: Task, settings: PromptSettings, n_eval:
         splits = split_task(task, settings.seed)
         test = build_prompts(splits.test, splits.train, settings, n_prompts=min(n_eval, len(splits.test)))
         layers = [(l, wb.stats.hvector[l]) for l in range(_lm.arch.n_layers)]
-        base, by_layer = fv_mod.accuracy_sweep(_lm, test.zero_shot, test.targets, layers, 1.0, progress=_progress or _quiet)
+        base, by_layer = fv_mod.accuracy_sweep(_lm, test.zero_shot, test.targets, layers, 1.0, progress=_progress or no_progress)
         icl, _ = fv_mod.accuracy_sweep(_lm, test.clean, test.targets, [])
         return {"zero_shot": base, "by_layer": by_layer, "icl": icl, "n_eval": len(test), "overlap": splits.overlap}
 
@@ -219,7 +216,7 @@ def fv_report(
         wb = dataclasses.replace(
             workbench(spec, task, settings, _lm), attribution=attribution(spec, task, settings, metric, _lm)
         )
-        return fv_mod.evaluate(_lm, wb, list(heads), layer=layer, n_eval=n_eval, coeff=coeff, progress=_progress or _quiet)
+        return fv_mod.evaluate(_lm, wb, list(heads), layer=layer, n_eval=n_eval, coeff=coeff, progress=_progress or no_progress)
 
     return store().get(("fv", spec, task, settings, metric, heads, layer, n_eval, coeff), make)
 
@@ -247,7 +244,7 @@ def _from_any_thread(progress: Callable[[float, str], None] | None) -> Callable[
     from streamlit.runtime.scriptrunner_utils.script_run_context import add_script_run_ctx, get_script_run_ctx
 
     if progress is None:
-        return _quiet
+        return no_progress
     owner = get_script_run_ctx(suppress_warning=True)
 
     def call(fraction: float, message: str) -> None:
