@@ -50,13 +50,13 @@ def cycles(n: int = 20, n_prompts: int = 4, n_shots: int = 3, data_dir: str | No
         at = AppTest.from_file(APP, default_timeout=900)
         at.run()
         _check(at, "first run")
-        at.sidebar.slider(key="_w_n_prompts").set_value(n_prompts).run()
-        at.sidebar.slider(key="_w_n_shots").set_value(n_shots).run()
+        at.sidebar.slider(key="n_prompts").set_value(n_prompts).run()
+        at.sidebar.slider(key="n_shots_slider").set_value(n_shots).run()
         records = []
         for i in range(n):
             t0 = time.perf_counter()
             at.switch_page("../pages/model_prompts.py")
-            at.sidebar.number_input(key="_w_seed").set_value(i + 1).run()  # new prompts: nothing cached
+            at.sidebar.number_input(key="seed").set_value(i + 1).run()  # new prompts: nothing cached
             _check(at, f"cycle {i}: Model & prompts")
             at.switch_page("../pages/head_attribution.py")
             at.run()

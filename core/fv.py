@@ -1,4 +1,4 @@
-"""Function vectors and h-vectors: build, evaluate across layers, decode.
+"""Function vectors and h-vectors: build, evaluate across layers, decode into tokens.
 
 Todd et al. (2023): a *function vector* is the sum, over a few attention heads with a large
 causal indirect effect, of each head's mean output written into the residual stream
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -20,9 +20,9 @@ import torch
 from core.attribution import Attribution, CleanStats, clean_stats, indirect_effects
 from core.checks import check_coeff, check_heads, check_layer
 from core.errors import UserInputError
-from core.inference import Edit, Progress, forward_kwargs, no_progress, encode, first_token_ids, last_token_scores
+from core.inference import Edit, Progress, encode, first_token_ids, forward_kwargs, last_token_scores, no_progress
 from core.models import LoadedModel
-from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
+from core.prompts import PromptSet, PromptSettings, Splits, build_prompts, split_task
 from core.tasks import Task
 from core.vectors import Vector
 
@@ -106,7 +106,7 @@ def _sweep(
     return (scores.top1 == tgt[None]).float().mean(1).tolist(), scores.logprob.mean(1).tolist()
 
 
-def decode(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tuple[str, float]]:
+def decode_vector(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tuple[str, float]]:
     """Tokens a vector promotes: final norm then unembedding, top-k logits.
 
     ``values``: ``[d_model]``, or ``[n_pos, d_model]`` (averaged over positions). One traced
@@ -146,14 +146,35 @@ class FVReport:
     n_eval: int
     coeff: float
     overlap: bool  # evaluation queries overlap the build queries (tiny task)
+    vector: Vector  # the function vector evaluated here (coefficient 1), ready to save
     examples: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_json(self) -> dict:
-        d = asdict(self)
+        """The numbers (the vector's values are saved as a vector file, not here)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "vector"}
         d["heads"] = [list(h) for h in self.heads]
         d["decoded_tokens"] = [[t, s] for t, s in self.decoded_tokens]
+        d["examples"] = [dict(row) for row in self.examples]
         return d
+
+
+@dataclass(frozen=True)
+class HVectorSweep:
+    """Zero-shot top-1 accuracy on held-out queries with the h-vector of each layer added at
+    the last token (Todd et al. 2023, section 2.1), against the zero-shot and in-context
+    baselines on the same queries."""
+
+    zero_shot_baseline: float
+    by_layer: tuple[float, ...]  # [n_layers]
+    icl_accuracy: float
+    n_eval: int
+    overlap: bool  # evaluation queries overlap the prompts the h-vector was averaged over
+
+    @property
+    def best_layer(self) -> int:
+        """The layer with the highest accuracy (the first of ties)."""
+        return max(range(len(self.by_layer)), key=lambda l: self.by_layer[l])
 
 
 @dataclass
@@ -178,11 +199,19 @@ def build_workbench(
 
 
 def make_vector(
-    lm: LoadedModel, wb: Workbench, heads: Sequence[tuple[int, int]], layer: int, name: str = "fv"
+    lm: LoadedModel,
+    wb: Workbench,
+    heads: Sequence[tuple[int, int]],
+    layer: int,
+    name: str = "fv",
+    values: torch.Tensor | None = None,
 ) -> Vector:
+    """The function vector of ``heads`` for ``layer``, with its provenance. ``values``
+    (``[d_model]``): already computed by :func:`function_vector_values`; else computed here
+    (one traced forward)."""
     heads = check_heads(lm, heads)
     return Vector(
-        values=function_vector_values(lm, wb.stats.mean_heads, heads),
+        values=function_vector_values(lm, wb.stats.mean_heads, heads) if values is None else values,
         model_id=lm.model_id,
         layer=layer,
         method="function_vector",
@@ -197,14 +226,34 @@ def make_vector(
     )
 
 
-def make_hvector(lm: LoadedModel, wb: Workbench, layer: int, name: str = "hvec") -> Vector:
+def make_hvector(lm: LoadedModel, wb: Workbench, layer: int, name: str = "hvector") -> Vector:
+    """The h-vector of ``layer`` (mean last-token block output over the build prompts)."""
     return Vector(
         values=wb.stats.hvector[layer].clone(),
         model_id=lm.model_id,
         layer=layer,
-        method="h_vector",
+        method="h_vector",  # the method's name in saved files
         name=name,
         provenance={"task": wb.task.name, "settings": wb.settings.to_dict(), "n_prompts": len(wb.prompts)},
+    )
+
+
+def _test_prompts(wb: Workbench, n_eval: int) -> tuple[Splits, PromptSet]:
+    """``(splits, prompts)``: at most ``n_eval`` held-out queries, demonstrations from the train split."""
+    splits = split_task(wb.task, wb.settings.seed)
+    return splits, build_prompts(splits.test, splits.train, wb.settings, n_prompts=min(n_eval, len(splits.test)))
+
+
+def hvector_sweep(lm: LoadedModel, wb: Workbench, n_eval: int = 50, progress: Progress = no_progress) -> HVectorSweep:
+    """The h-vector of every layer added (coefficient 1) to at most ``n_eval`` held-out
+    zero-shot queries: one accuracy per layer, plus the unedited zero-shot and in-context
+    accuracy on the same queries."""
+    splits, test = _test_prompts(wb, n_eval)
+    per_layer = [(l, wb.stats.hvector[l]) for l in range(lm.arch.n_layers)]
+    base, by_layer = accuracy_sweep(lm, test.zero_shot, test.targets, per_layer, 1.0, progress=progress)
+    icl, _ = accuracy_sweep(lm, test.clean, test.targets, [])
+    return HVectorSweep(
+        zero_shot_baseline=base, by_layer=tuple(by_layer), icl_accuracy=icl, n_eval=len(test), overlap=splits.overlap
     )
 
 
@@ -219,19 +268,18 @@ def evaluate(
     progress: Progress = no_progress,
 ) -> FVReport:
     """The function-vector report: layer sweep, chosen layer, shuffled prompts, heads curve,
-    h-vector sweep, decoding. Evaluation queries come from the test split; with
-    ``layer="auto"`` the layer is chosen on the valid split (best accuracy, then best mean
-    log-probability of the answer)."""
+    h-vector sweep, decoding, and the vector itself. Evaluation queries come from the test
+    split; with ``layer="auto"`` the layer is chosen on the valid split (best accuracy, then
+    best mean log-probability of the answer)."""
     t0 = time.perf_counter()
     heads = check_heads(lm, heads)
     coeff = check_coeff(coeff)
     n_layers = lm.arch.n_layers
     if layer != "auto":
         layer = check_layer(int(layer), n_layers)
-    splits = split_task(wb.task, wb.settings.seed)
-    test = build_prompts(splits.test, splits.train, wb.settings, n_prompts=min(n_eval, len(splits.test)))
-    fv = function_vector_values(lm, wb.stats.mean_heads, heads)
-    per_layer = [(l, fv) for l in range(n_layers)]
+    splits, test = _test_prompts(wb, n_eval)
+    values = function_vector_values(lm, wb.stats.mean_heads, heads)  # [d_model]
+    per_layer = [(l, values) for l in range(n_layers)]
 
     def step(lo: float, hi: float) -> Progress:
         return lambda f, m: progress(lo + (hi - lo) * f, m)
@@ -245,16 +293,16 @@ def evaluate(
         # that raises the answer's log-probability most, not to the first layer
         layer = max(range(n_layers), key=lambda l: (valid_by_layer[l], logprob[1 + l]))
     zs_base, zs_by_layer = accuracy_sweep(lm, test.zero_shot, test.targets, per_layer, coeff, step(0.2, 0.45))
-    hv_base, hv_by_layer = accuracy_sweep(
+    _, hv_by_layer = accuracy_sweep(
         lm, test.zero_shot, test.targets, [(l, wb.stats.hvector[l]) for l in range(n_layers)], 1.0, step(0.45, 0.65)
     )
-    sh_base, (sh_fv,) = accuracy_sweep(lm, test.corrupted, test.targets, [(layer, fv)], coeff, step(0.65, 0.8))
+    sh_base, (sh_fv,) = accuracy_sweep(lm, test.corrupted, test.targets, [(layer, values)], coeff, step(0.65, 0.8))
     # in-context accuracy on the test queries, and the heads curve at the chosen layer
     order = wb.attribution.top_heads(max_curve_heads or len(heads)) if wb.attribution else heads
     curve_vectors = [(layer, function_vector_values(lm, wb.stats.mean_heads, order[:k])) for k in range(1, len(order) + 1)]
     _, curve = accuracy_sweep(lm, test.zero_shot, test.targets, curve_vectors, coeff, step(0.8, 0.9))
     icl_acc, _ = accuracy_sweep(lm, test.clean, test.targets, [], 1.0, step(0.9, 1.0))
-    examples = fv_examples(lm, test, layer, fv * coeff)
+    examples = fv_examples(lm, test, layer, values * coeff)
     best = int(torch.tensor(hv_by_layer).argmax())
     return FVReport(
         heads=heads,
@@ -271,10 +319,11 @@ def evaluate(
         hvector_best_accuracy=hv_by_layer[best],
         valid_by_layer=valid_by_layer,
         heads_curve=curve,
-        decoded_tokens=decode(lm, fv),
+        decoded_tokens=decode_vector(lm, values),
         n_eval=len(test),
         coeff=coeff,
         overlap=splits.overlap,
+        vector=make_vector(lm, wb, heads, layer, values=values),
         examples=examples,
         seconds=time.perf_counter() - t0,
     )
@@ -307,15 +356,18 @@ def run_attribution(
 
 
 __all__ = [
+    "FVReport",
+    "HVectorSweep",
     "Workbench",
-    "build_workbench",
-    "run_attribution",
-    "evaluate",
-    "make_vector",
-    "make_hvector",
-    "decode",
     "accuracy_sweep",
-    "function_vector_values",
-    "parse_head_list",
+    "build_workbench",
     "clean_stats",
+    "decode_vector",
+    "evaluate",
+    "function_vector_values",
+    "hvector_sweep",
+    "make_hvector",
+    "make_vector",
+    "parse_head_list",
+    "run_attribution",
 ]

@@ -338,7 +338,7 @@ def last_token_scores(
         passes = _plan_passes(groups, edited, per_pass, cached)
         total = len(p_chunks) * (len(passes) + 1)
 
-        def step() -> None:
+        def step(total: int = total) -> None:
             done[0] += 1
             progress(done[0] / total, f"pass {done[0]}/{total}")
 

@@ -10,11 +10,15 @@
   outputs at each text's last token, at every layer: ``[n_layers, d_model]``, one vector per
   layer, added at the newest token on every step (the ``"last"`` mode).
 - **Residual norms**: the typical size of the residual stream at each layer, the scale against
-  which a coefficient times a vector's norm is read.
+  which a coefficient times a vector's norm is read (:func:`relative_norm`).
+
+The ``make_*`` functions wrap values read here into a :class:`core.vectors.Vector` with its
+provenance; :func:`default_coeff` is the coefficient a vector is used with unless told.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
@@ -23,7 +27,7 @@ from core import checks, limits
 from core.errors import UserInputError
 from core.inference import Progress, encode, no_progress, run_forward
 from core.models import LoadedModel
-
+from core.vectors import Vector, check_name
 
 
 def _space_id(lm: LoadedModel) -> int:
@@ -104,3 +108,76 @@ def resid_norms(lm: LoadedModel, prompts: Sequence[str]) -> torch.Tensor:
     prompts = checks.check_prompts(prompts, max_n=limits.MAX_N_PROMPTS)
     fwd = run_forward(lm, encode(lm, prompts), save_resid=True)
     return fwd.resid.norm(dim=-1).mean(1)  # [n_layers, batch, d_model] -> [n_layers]
+
+
+# ---- norms ---------------------------------------------------------------------------------
+
+
+def row_norms(values: torch.Tensor) -> list[float]:
+    """``[n] -> n`` norms: of each position of ``[n_pos, d_model]``, or each layer of
+    ``[n_layers, d_model]``."""
+    return values.float().norm(dim=-1).tolist()
+
+
+def mean_norm(values: torch.Tensor) -> float:
+    """The mean norm per position: ``[d_model]`` or ``[n_pos, d_model]`` -> one number."""
+    return float(values.float().norm(dim=-1).mean())
+
+
+def relative_norm(coeff: float, vector_norm: float, resid_norm: float) -> float:
+    """``|coeff| x ‖v‖ / ‖residual‖``: how large the added vector is against the residual
+    stream it is added to (``resid_norm``: :func:`resid_norms` at the layer)."""
+    return abs(coeff) * vector_norm / float(resid_norm)
+
+
+# ---- vectors with their provenance ------------------------------------------------------------
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text.strip().lower()).strip("_")[:20] or "x"
+
+
+def make_actadd_vector(
+    model_id: str,
+    positive: str,
+    negative: str,
+    layer: int,
+    values: torch.Tensor,
+    aligned_tokens: Sequence[tuple[str, str]],
+    coeff: float,
+) -> Vector:
+    """The activation-addition vector ``values`` (``[n_pos, d_model]``, from
+    :func:`actadd_vectors` at ``layer``) as a :class:`Vector` named after its two prompts,
+    with the suggested coefficient ``coeff`` in its provenance."""
+    return Vector(
+        values=values,
+        model_id=model_id,
+        layer=layer,
+        method="actadd",
+        name=check_name(f"actadd_{_slug(positive)}_{_slug(negative)}"[:64]),
+        provenance={"positive": positive, "negative": negative, "aligned_tokens": list(aligned_tokens), "coeff": coeff},
+    )
+
+
+def make_caa_vector(model_id: str, pairs: Sequence[tuple[str, str]], layer: int, by_layer: torch.Tensor) -> Vector:
+    """The CAA vector of ``layer`` from ``by_layer`` (``[n_layers, d_model]``, from
+    :func:`caa_vectors` over ``pairs``), with the first pairs in its provenance."""
+    return Vector(
+        values=by_layer[layer].clone(),
+        model_id=model_id,
+        layer=layer,
+        method="caa",
+        name=f"caa_l{layer}",
+        provenance={"n_pairs": len(pairs), "first_pairs": [list(pr) for pr in pairs[:5]]},
+    )
+
+
+def default_coeff(vector: Vector) -> float:
+    """The coefficient a vector is used with unless told: the one saved with it (activation
+    addition saves one) if it is a number within the limits, else 1 for function vectors and
+    h-vectors (means of real activations: already at the residual stream's scale) and 4 for
+    the rest."""
+    coeff = vector.provenance.get("coeff")
+    if isinstance(coeff, (int, float)) and not isinstance(coeff, bool) and abs(coeff) <= limits.MAX_ABS_COEFF:
+        return float(coeff)
+    return 1.0 if vector.method in ("function_vector", "h_vector") else 4.0

@@ -26,7 +26,7 @@ from core import checks
 from core.inference import Progress, first_token_ids, no_progress
 from core.models import LoadedModel
 from core.steer import Mode, generate_coeff_rows
-
+from core.steering_vectors import mean_norm, relative_norm
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class SweepResult:
         of the model, indexed by layer; :func:`core.steering_vectors.resid_norms`).
         """
         return [
-            [abs(c) * v / float(resid_norms[layer]) for layer, v in zip(self.layers, self.vector_norms)]
+            [relative_norm(c, v, resid_norms[layer]) for layer, v in zip(self.layers, self.vector_norms)]
             for c in self.coeffs
         ]
 
@@ -137,5 +137,5 @@ def sweep(
         score_name=score_name,
         baseline_text=baseline_text,
         baseline_score=baseline_score,
-        vector_norms=tuple(float(v.norm(dim=-1).mean()) for v in values),
+        vector_norms=tuple(mean_norm(v) for v in values),
     )

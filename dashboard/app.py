@@ -1,14 +1,18 @@
-"""FV Studio: the Streamlit entrypoint. Run with `streamlit run dashboard/app.py`."""
+"""FV Studio: the Streamlit entrypoint. Run with `streamlit run dashboard/app.py`.
+
+The frame of every page: session defaults, the sidebar (drawn here once per run, so its
+widgets keep their values on every page; pages read it with ``sidebar.context()``), then
+the chosen page."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import compute, state
+from dashboard import running, sidebar, state
 
 st.set_page_config(page_title="FV Studio", page_icon=":material/explore:", layout="wide")
 state.init()
-compute.begin_script_run()
+running.begin_script_run()
 
 PAGES = [
     st.Page("../pages/model_prompts.py", title="Model & prompts", icon=":material/text_fields:", default=True),
@@ -20,4 +24,6 @@ PAGES = [
     st.Page("../pages/vector_library.py", title="Vector library", icon=":material/library_books:"),
 ]
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+sidebar.draw()
+page.run()

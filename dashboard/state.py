@@ -1,4 +1,22 @@
-"""Every session-state key and its default, in one place."""
+"""Every session-state key and its default, in one place.
+
+How widget values survive a page change. Streamlit forgets a widget's state at the end of any
+script run that does not draw the widget, which, with ``st.navigation``, is every run on
+another page.
+
+- The sidebar (``dashboard/sidebar.py``) is drawn by the entrypoint on every run, so its
+  widgets use the keys below directly (``model_id``, ``task_source``, ``typed_examples``...).
+- A page's own widgets are drawn on that page only, so each is drawn by :func:`bound` (or,
+  inside an ``st.form``, :func:`form_field` plus :func:`committer`) under a private key
+  ``_w_<key>`` seeded from the persistent key ``<key>`` on every run and copied back when the
+  user changes it. Only the private key is forgotten on another page. A plain widget key
+  would not do here: pages also write these keys after the widget is drawn (a click on the
+  head heatmap adds a head to ``manual_heads``, below its multiselect), which Streamlit
+  forbids for a widget's own key in the run that drew it.
+- The Shots slider is the one sidebar widget with a key of its own (``n_shots_slider``):
+  it shows the user's choice ``n_shots`` capped by the task's size, so the cap of a small
+  example set never becomes the choice.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +54,8 @@ SWEEP_DEFAULTS: dict[str, Any] = {
     "run": False,
 }
 
+CONTEXT = "_context"  # dashboard.sidebar: set by the entrypoint on every run, read by pages
+
 DEFAULTS: dict[str, Any] = {
     # model
     "model_id": DEFAULT_MODEL,
@@ -48,7 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "typed_examples": DEFAULT_TYPED,
     "uploaded_task": None,  # a core.tasks.Task parsed from an upload
     # prompts
-    "n_shots": 10,
+    "n_shots": 10,  # the user's choice; the slider shows it capped by the task's size
+    "n_shots_slider": 10,  # the Shots slider's own key (dashboard.sidebar)
     "n_prompts": 20,
     "seed": 0,
     "template": DEFAULT_TEMPLATE.replace("\n", "\\n"),  # shown escaped in a one-line input
@@ -92,7 +113,9 @@ DEFAULTS: dict[str, Any] = {
     "lib_inspect": None,
     "lib_compare": None,
     "lib_flash": None,  # a message shown after a rerun
-    # the Cancel button (dashboard.compute)
+    # what the sidebar resolved to in this script run (a dashboard.sidebar.Context)
+    CONTEXT: None,
+    # the Cancel button (dashboard.running)
     "_cancelled": None,
     "_cancelled_now": None,
     "_cancel_keys": [],  # Cancel button keys drawn in this script run
@@ -110,7 +133,7 @@ def get(key: str) -> Any:
     return st.session_state[key]
 
 
-def set(key: str, value: Any) -> None:  # noqa: A001 - mirrors get
+def set(key: str, value: Any) -> None:  # shadows the builtin on purpose: mirrors get
     st.session_state[key] = value
 
 
@@ -136,11 +159,9 @@ def committer(keys: list[str], flag: str | None = None) -> Callable[[], None]:
 
 
 def bound(container: Any, widget: str, label: str, *args: Any, key: str, **kwargs: Any) -> Any:
-    """A widget whose value lives in the persistent key ``key``.
-
-    Streamlit forgets a widget's own state when the page changes, so each widget gets a
-    private key seeded from the persistent value, and copies changes back to it.
-    """
+    """A page's widget whose value lives in the persistent key ``key`` (see the module
+    docstring): drawn under the private key ``_w_<key>``, seeded from ``key`` and copied
+    back to it on change."""
     init()
     wkey = f"_w_{key}"
     st.session_state[wkey] = st.session_state[key]

@@ -5,10 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.errors import UserInputError
-from core.fv import make_vector
-from core.vectors import Library, check_name, default_library_dir
-from dashboard import compute, figures, state, widgets
+from dashboard import compute, figures, running, saving, sidebar, state, widgets
 
 st.title("Function vector")
 widgets.explain(
@@ -20,12 +17,12 @@ widgets.explain(
     "is the best one on validation queries; all figures are on held-out test queries. "
     f"{widgets.PAPERS['fv']}."
 )
-ctx = widgets.sidebar()
+ctx = sidebar.context()
 if widgets.require(ctx):
     lm, task, settings = ctx.lm, ctx.task, ctx.settings
     metric = state.get("metric")
-    wb = compute.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
-    at = wb and compute.run(
+    wb = running.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
+    at = wb and running.run(
         "Patching every head", lambda _progress: compute.attribution(ctx.spec, task, settings, metric, lm, _progress)
     )
     if at:
@@ -42,7 +39,7 @@ if widgets.require(ctx):
         if not heads:
             st.error("No heads selected: pick at least one head on the Head attribution page.")
         else:
-            rep = compute.run(
+            rep = running.run(
                 "Evaluating the function vector",
                 lambda _progress: compute.fv_report(ctx.spec, task, settings, metric, tuple(heads), layer, n_eval, float(coeff), lm, _progress),
             )
@@ -73,13 +70,4 @@ if widgets.require(ctx):
                 st.subheader("Zero-shot examples")
                 st.dataframe(pd.DataFrame(rep.examples), width="stretch", key="fv_examples")
                 st.subheader("Save")
-                with st.form("save_fv"):
-                    name = st.text_input("Name", value=f"fv_{task.name}", key="fv_name")
-                    if st.form_submit_button("Save to the library"):
-                        try:
-                            vec = make_vector(lm, wb, heads, rep.layer, name=check_name(name))
-                            path = Library(default_library_dir()).save(vec)
-                            st.session_state["session_vectors"][vec.name] = vec
-                            st.success(f"Saved '{vec.name}' (layer {vec.layer}) to {path}.")
-                        except UserInputError as exc:
-                            st.error(str(exc))
+                saving.save_form("save_fv", rep.vector, name_key="fv_name", default_name=f"fv_{task.name}")

@@ -7,7 +7,21 @@ import io
 import pandas as pd
 import streamlit as st
 
-from dashboard import circuits, compute, figures, state, widgets
+from core.models import LoadedModel, ModelSpec
+from dashboard import circuits, compute, figures, running, sidebar, state, widgets
+
+
+@running.fragment
+def attention_picker(spec: ModelSpec, lm: LoadedModel, prompt: str, choices: list[str]) -> None:
+    """The attention pattern of one head on ``prompt``: picking another head reruns this alone."""
+    st.subheader("Attention of a head")
+    pick = st.selectbox("Head", choices)
+    if pick:
+        l, h = widgets.heads_from_labels([pick])[0]
+        att = running.run("Computing attention", lambda _progress: compute.attention(spec, prompt, l, lm))
+        if att is not None:
+            circuits.show_attention(att[0], att[1], head=h)
+
 
 st.title("Head attribution")
 widgets.explain(
@@ -18,13 +32,13 @@ widgets.explain(
     f"summing their average outputs gives a *function vector*. Method of {widgets.PAPERS['fv']}, section 2.2. "
     "Computed with a reused key/value cache, so all heads take seconds, not minutes."
 )
-ctx = widgets.sidebar()
+ctx = sidebar.context()
 if widgets.require(ctx):
     lm, task, settings = ctx.lm, ctx.task, ctx.settings
     state.bound(st, "radio", "Metric", ["prob", "logprob"], key="metric", horizontal=True, help="Effect on the probability (paper) or the log-probability of the answer")
     metric = state.get("metric")
-    wb = compute.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
-    at = wb and compute.run(
+    wb = running.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
+    at = wb and running.run(
         f"Patching all {lm.arch.n_layers * lm.arch.n_heads} heads",
         lambda _progress: compute.attribution(ctx.spec, task, settings, metric, lm, _progress),
     )
@@ -51,7 +65,7 @@ if widgets.require(ctx):
             clicked = [f"{int(p['y'])}.{int(p['x'])}" for p in points if "x" in p and "y" in p]
             new = list(dict.fromkeys(state.get("manual_heads") + clicked))
             if new != state.get("manual_heads"):
-                st.session_state["manual_heads"] = new
+                state.set("manual_heads", new)
                 st.rerun()
         top = at.top_heads(10)
         left, right = st.columns([1, 2])
@@ -67,12 +81,4 @@ if widgets.require(ctx):
             st.download_button("Download the grid (CSV)", buf.getvalue(), file_name=f"cie_{task.name}.csv", mime="text/csv")
             st.write("Selected:", ", ".join(f"{l}.{h}" for l, h in selected) or "none")
         with right:
-            st.subheader("Attention of a head")
-            choices = [f"{l}.{h}" for l, h in (selected or top)]
-            pick = st.selectbox("Head", choices)
-            if pick:
-                l, h = widgets.heads_from_labels([pick])[0]
-                prompt = wb.prompts.clean[0]
-                att = compute.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, l, lm))
-                if att is not None:
-                    circuits.show_attention(att[0], att[1], head=h)
+            attention_picker(ctx.spec, lm, wb.prompts.clean[0], [f"{l}.{h}" for l, h in (selected or top)])

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.codegen import predict_script
 from core.predict import tokens
-from dashboard import circuits, compute, figures, widgets
+from dashboard import circuits, compute, figures, running, sidebar, widgets
 
 st.title("Model & prompts")
 widgets.explain(
@@ -17,10 +17,10 @@ widgets.explain(
     "over a batch of queries. The answer is scored on its first token (with its leading space). "
     f"Background: {widgets.PAPERS['fv']}."
 )
-ctx = widgets.sidebar()
+ctx = sidebar.context()
 if widgets.require(ctx):
     lm, task, settings = ctx.lm, ctx.task, ctx.settings
-    pred = compute.run("Predicting", lambda _progress: compute.prediction(ctx.spec, task, settings, lm, _progress))
+    pred = running.run("Predicting", lambda _progress: compute.prediction(ctx.spec, task, settings, lm, _progress))
     if pred is not None:
         i = st.number_input("Example prompt", 0, len(pred.prompts) - 1, 0, help="Which query of the batch to inspect")
         prompt = pred.prompts.clean[i]
@@ -48,7 +48,7 @@ if widgets.require(ctx):
         st.dataframe(pd.DataFrame(pred.table()), width="stretch", key="pred_table")
         st.subheader("Attention patterns")
         layer = st.slider("Layer", 0, lm.arch.n_layers - 1, min(lm.arch.n_layers - 1, lm.arch.n_layers * 2 // 3))
-        att = compute.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, layer, lm))
+        att = running.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, layer, lm))
         if att is not None:
             circuits.show_attention(*att)
         with st.expander("Equivalent nnsight code (runnable script)"):

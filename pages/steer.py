@@ -7,13 +7,13 @@ import html
 import pandas as pd
 import streamlit as st
 
-from core import limits
+from core import limits, steering_vectors
 from core.codegen import export_script
 from core.errors import UserInputError
 from core.predict import tokens
-from core.steer import Decoding, first_divergence
-from core.vectors import to_bytes
-from dashboard import compute, figures, state, widgets
+from core.steer import Decoding, PairResult, first_divergence
+from core.vectors import Vector, to_bytes
+from dashboard import compute, figures, running, sidebar, state, widgets
 
 MODES = {state.STEER_LAST: "last", state.STEER_PROMPT: "prompt"}
 LAST, PROMPT = state.STEER_LAST, state.STEER_PROMPT
@@ -25,15 +25,7 @@ _field = state.form_field
 
 def _commit() -> None:
     state.committer(FORM_KEYS)()
-    st.session_state["steer_request"] = st.session_state["steer_vector"]
-
-
-def _default_coeff(vec) -> float:
-    """The coefficient saved with the vector, else 1 for function vectors and 4 for the rest."""
-    coeff = vec.provenance.get("coeff")
-    if isinstance(coeff, (int, float)) and not isinstance(coeff, bool) and abs(coeff) <= limits.MAX_ABS_COEFF:
-        return float(coeff)
-    return 1.0 if vec.method in ("function_vector", "h_vector") else 4.0
+    state.set("steer_request", state.get("steer_vector"))
 
 
 def _text_html(prompt: str, text: str, cut: int | None, color: str) -> str:
@@ -58,6 +50,68 @@ def _change_table(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
     )
 
 
+@st.fragment
+def results_panel(
+    model_id: str,
+    name: str,
+    vec: Vector,
+    results: list[PairResult],
+    prompts: tuple[str, ...],
+    layer: int,
+    coeff: float,
+    mode: str,
+    max_new: int,
+    norms: list[float] | None,
+) -> None:
+    """The generations side by side, the next-token change and the script: a click here (a
+    download) reruns this panel alone."""
+    v_norm = steering_vectors.mean_norm(vec.values)  # per position for [n_pos, d_model]
+    if norms:
+        scale = steering_vectors.relative_norm(coeff, v_norm, norms[layer])
+        st.info(
+            f"Added per position: |coefficient| x ‖v‖ = {abs(coeff):g} x {v_norm:.2f} = **{abs(coeff) * v_norm:.1f}**, "
+            f"that is **{scale:.2f} x** the typical residual norm at layer {layer} ({norms[layer]:.1f}, "
+            "last token of your prompts)."
+            + (" The vector goes to the prompt's first positions, whose norms can be much larger "
+               "(the first token often carries a very large norm)." if mode == "prompt" else "")
+        )
+    for i, r in enumerate(results):
+        box = st.container(border=True)
+        if len(results) > 1:
+            box.subheader(f"Prompt {i + 1}")
+        if r.note:
+            box.caption(r.note)
+        left, right = box.columns(2)
+        left.markdown("**Unsteered**")
+        right.markdown(f"**Steered** (layer {layer}, coefficient {coeff:g})")
+        for j, (u, s) in enumerate(zip(r.unsteered, r.steered)):
+            cut = first_divergence(u, s)
+            if len(r.unsteered) > 1:
+                left.caption(f"sample {j + 1}")
+                right.caption(f"sample {j + 1}" + (" (identical)" if cut is None else ""))
+            left.markdown(_text_html(r.prompt, u, cut, "#bfdbfe"), unsafe_allow_html=True)
+            right.markdown(_text_html(r.prompt, s, cut, "#fde68a"), unsafe_allow_html=True)
+        if r.first_divergence is None:
+            box.caption("The two continuations are identical: try a larger coefficient or another layer.")
+        change = r.next_token_change
+        box.markdown(f"**First generated token**: KL(steered ‖ unsteered) = **{change.kl:.4f}** nats")
+        up, down = box.columns(2)
+        up.caption("Rose most")
+        up.dataframe(_change_table(change.rose), hide_index=True, width="stretch", key=f"rose_{i}")
+        down.caption("Fell most")
+        down.dataframe(_change_table(change.fell), hide_index=True, width="stretch", key=f"fell_{i}")
+    with st.expander("Runnable script for these settings (greedy, first prompt)"):
+        try:
+            script = export_script(model_id, f"{name}.safetensors", layer, coeff, mode, prompts[0], max_new)
+            st.caption(f"Save the vector next to the script as `{name}.safetensors` (button below).")
+            st.code(script, language="python")
+            b1, b2 = st.columns(2)
+            b1.download_button("Download the vector", to_bytes(vec), f"{name}.safetensors", key="dl_vector")
+            b2.download_button("Download the script", script, f"steer_{name}.py", key="dl_script")
+        except UserInputError as exc:
+            st.error(str(exc))
+
+
 st.title("Steer")
 widgets.explain(
     "**What am I looking at?** The same prompt continued twice by the same model: *unsteered*, and "
@@ -70,7 +124,7 @@ widgets.explain(
     "pair: how the vector moved the first generated token's distribution. "
     f"{widgets.PAPERS['fv']}; {widgets.PAPERS['actadd']}; {widgets.PAPERS['caa']}."
 )
-ctx = widgets.sidebar()
+ctx = sidebar.context()
 
 if widgets.require(ctx, task=False):
     lm = ctx.lm
@@ -91,24 +145,24 @@ if widgets.require(ctx, task=False):
         st.stop()
 
     names = list(vectors)
-    if st.session_state["steer_vector"] not in vectors:  # first visit or deleted: the newest
-        st.session_state["steer_vector"] = max(names, key=lambda n: vectors[n].created)
+    if state.get("steer_vector") not in vectors:  # first visit or deleted: the newest
+        state.set("steer_vector", max(names, key=lambda n: vectors[n].created))
     state.bound(
         st, "selectbox", "Vector", names, key="steer_vector",
         format_func=lambda n: f"{n}  ({vectors[n].method}, layer {vectors[n].layer}, "
         f"{'x'.join(map(str, vectors[n].values.shape))}, {where[n]})",
     )
-    name = st.session_state["steer_vector"]
+    name = state.get("steer_vector")
     vec = vectors[name]
     n_pos = 1 if vec.values.dim() == 1 else int(vec.values.shape[0])
     mode_options = [PROMPT] if n_pos > 1 else [LAST, PROMPT]
-    if st.session_state["steer_vector_for"] != name:  # a new vector: its own layer and mode
-        st.session_state["steer_layer"] = min(max(vec.layer, 0), lm.arch.n_layers - 1)
-        st.session_state["steer_mode"] = PROMPT if n_pos > 1 else LAST
-        st.session_state["steer_coeff"] = _default_coeff(vec)
-        st.session_state["steer_vector_for"] = name
-    if st.session_state["steer_mode"] not in mode_options:
-        st.session_state["steer_mode"] = mode_options[0]
+    if state.get("steer_vector_for") != name:  # a new vector: its own layer and mode
+        state.set("steer_layer", min(max(vec.layer, 0), lm.arch.n_layers - 1))
+        state.set("steer_mode", PROMPT if n_pos > 1 else LAST)
+        state.set("steer_coeff", steering_vectors.default_coeff(vec))
+        state.set("steer_vector_for", name)
+    if state.get("steer_mode") not in mode_options:
+        state.set("steer_mode", mode_options[0])
     st.caption(
         f"Made by **{vec.method}** for layer {vec.layer}; norm {vec.norm:.2f}"
         + (f", {n_pos} positions (an activation-addition vector: it can only be added at the prompt's first positions)" if n_pos > 1 else "")
@@ -122,7 +176,7 @@ if widgets.require(ctx, task=False):
         _field(c2, "number_input", "Coefficient", -limits.MAX_ABS_COEFF, limits.MAX_ABS_COEFF, key="steer_coeff", step=0.5, help="The vector is multiplied by this before it is added; 0 reproduces the unsteered text.")
         _field(c3, "radio", "Where the vector is added", mode_options, key="steer_mode")
         pictures = [st.container() for _ in mode_options]  # full width: the token labels need room
-        first_prompt = next((p for p in st.session_state["steer_prompts"].splitlines() if p.strip()), "")
+        first_prompt = next((p for p in state.get("steer_prompts").splitlines() if p.strip()), "")
         prompt_tokens = [t for _, t in tokens(lm, first_prompt[: limits.MAX_PROMPT_CHARS])] if first_prompt else ["(prompt)"]
         for col, label in zip(pictures, mode_options):
             col.caption(f"**{label}**: " + ("the last prompt token on step 0, then each new token" if MODES[label] == "last" else f"the first {n_pos} prompt token(s), once; later tokens see them through the cache"))
@@ -138,69 +192,25 @@ if widgets.require(ctx, task=False):
         _field(d[6], "number_input", "Seed", 0, 1_000_000, key="steer_seed")
         st.form_submit_button("Generate", type="primary", on_click=_commit)
 
-    if st.session_state["steer_request"] not in (None, name):
+    if state.get("steer_request") not in (None, name):
         st.caption(f"Press **Generate** to steer with '{name}'.")
-    elif st.session_state["steer_request"] == name:
-        S = st.session_state
-        prompts = tuple(p for p in S["steer_prompts"].splitlines() if p.strip())
-        layer, coeff, mode = int(S["steer_layer"]), float(S["steer_coeff"]), MODES[S["steer_mode"]]
+    elif state.get("steer_request") == name:
+        prompts = tuple(p for p in state.get("steer_prompts").splitlines() if p.strip())
+        layer, coeff, mode = int(state.get("steer_layer")), float(state.get("steer_coeff")), MODES[state.get("steer_mode")]
+        max_new = int(state.get("steer_max_new"))
         decoding = Decoding(
-            sample=S["steer_decoding"] == SAMPLING,
-            temperature=float(S["steer_temperature"]),
-            top_p=float(S["steer_top_p"]),
-            repetition_penalty=float(S["steer_rep_penalty"]),
-            n_samples=int(S["steer_samples"]),
-            seed=int(S["steer_seed"]),
+            sample=state.get("steer_decoding") == SAMPLING,
+            temperature=float(state.get("steer_temperature")),
+            top_p=float(state.get("steer_top_p")),
+            repetition_penalty=float(state.get("steer_rep_penalty")),
+            n_samples=int(state.get("steer_samples")),
+            seed=int(state.get("steer_seed")),
         )
         key = compute.digest(vec.values)
-        results = compute.run(
+        results = running.run(
             "Generating",
-            lambda _progress: compute.steer_pair(ctx.spec, prompts, key, vec.values, layer, coeff, mode, int(S["steer_max_new"]), decoding, lm, _progress),
+            lambda _progress: compute.steer_pair(ctx.spec, prompts, key, vec.values, layer, coeff, mode, max_new, decoding, lm, _progress),
         )
         if results:
-            norms = compute.run("Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, prompts, lm))
-            v_norm = float(vec.values.float().norm(dim=-1).mean())  # per position for [n_pos, d_model]
-            if norms:
-                scale = abs(coeff) * v_norm / norms[layer]
-                st.info(
-                    f"Added per position: |coefficient| x ‖v‖ = {abs(coeff):g} x {v_norm:.2f} = **{abs(coeff) * v_norm:.1f}**, "
-                    f"that is **{scale:.2f} x** the typical residual norm at layer {layer} ({norms[layer]:.1f}, "
-                    "last token of your prompts)."
-                    + (" The vector goes to the prompt's first positions, whose norms can be much larger "
-                       "(the first token often carries a very large norm)." if mode == "prompt" else "")
-                )
-            for i, r in enumerate(results):
-                box = st.container(border=True)
-                if len(results) > 1:
-                    box.subheader(f"Prompt {i + 1}")
-                if r.note:
-                    box.caption(r.note)
-                left, right = box.columns(2)
-                left.markdown("**Unsteered**")
-                right.markdown(f"**Steered** (layer {layer}, coefficient {coeff:g})")
-                for j, (u, s) in enumerate(zip(r.unsteered, r.steered)):
-                    cut = first_divergence(u, s)
-                    if len(r.unsteered) > 1:
-                        left.caption(f"sample {j + 1}")
-                        right.caption(f"sample {j + 1}" + (" (identical)" if cut is None else ""))
-                    left.markdown(_text_html(r.prompt, u, cut, "#bfdbfe"), unsafe_allow_html=True)
-                    right.markdown(_text_html(r.prompt, s, cut, "#fde68a"), unsafe_allow_html=True)
-                if r.first_divergence is None:
-                    box.caption("The two continuations are identical: try a larger coefficient or another layer.")
-                change = r.next_token_change
-                box.markdown(f"**First generated token**: KL(steered ‖ unsteered) = **{change.kl:.4f}** nats")
-                up, down = box.columns(2)
-                up.caption("Rose most")
-                up.dataframe(_change_table(change.rose), hide_index=True, width="stretch", key=f"rose_{i}")
-                down.caption("Fell most")
-                down.dataframe(_change_table(change.fell), hide_index=True, width="stretch", key=f"fell_{i}")
-            with st.expander("Runnable script for these settings (greedy, first prompt)"):
-                try:
-                    script = export_script(lm.model_id, f"{name}.safetensors", layer, coeff, mode, prompts[0], int(S["steer_max_new"]))
-                    st.caption(f"Save the vector next to the script as `{name}.safetensors` (button below).")
-                    st.code(script, language="python")
-                    b1, b2 = st.columns(2)
-                    b1.download_button("Download the vector", to_bytes(vec), f"{name}.safetensors", key="dl_vector")
-                    b2.download_button("Download the script", script, f"steer_{name}.py", key="dl_script")
-                except UserInputError as exc:
-                    st.error(str(exc))
+            norms = running.run("Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, prompts, lm))
+            results_panel(lm.model_id, name, vec, results, prompts, layer, coeff, mode, max_new, norms)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from core import checks, limits
+from core import checks, limits, steering_vectors
 from core.errors import UserInputError
 from core.pairs import parse_pairs, parse_pairs_file
 from core.sweep import SweepResult
-from core.vectors import Library, Vector, check_name, default_library_dir
-from dashboard import compute, figures, state, widgets
+from core.vectors import Vector
+from dashboard import compute, figures, running, saving, sidebar, state, widgets
 
 TYPED, UPLOAD = state.PAIRS_TYPED, state.PAIRS_UPLOAD
 MAX_COEFFS = 8  # coefficients in one sweep from this page (and at most 6 layers: 48 cells)
@@ -24,12 +23,8 @@ _field, _commit = state.form_field, state.committer
 # ---- shared: sweep, relative norms, save ------------------------------------------------------
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text.strip().lower()).strip("_")[:20] or "x"
-
-
 def _norms(ctx: widgets.Context, prompt: str) -> list[float] | None:
-    return compute.run("Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, (prompt,), ctx.lm))
+    return running.run("Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, (prompt,), ctx.lm))
 
 
 def sweep_and_save(
@@ -43,8 +38,8 @@ def sweep_and_save(
     """
     lm = ctx.lm
     n_layers = lm.arch.n_layers
-    if not st.session_state[f"{p}_layers"] or any(l >= n_layers for l in st.session_state[f"{p}_layers"]):
-        st.session_state[f"{p}_layers"] = sorted({max(0, vec.layer - 3), vec.layer, min(n_layers - 1, vec.layer + 3)})
+    if not state.get(f"{p}_layers") or any(l >= n_layers for l in state.get(f"{p}_layers")):
+        state.set(f"{p}_layers", sorted({max(0, vec.layer - 3), vec.layer, min(n_layers - 1, vec.layer + 3)}))
 
     st.markdown("#### Coefficient x layer sweep")
     st.caption(
@@ -64,39 +59,29 @@ def sweep_and_save(
         _field(c5, "text_input", "Target word", key=f"{p}_target", help="Scored as p(' word') at the first new token; leave empty to score keywords")
         _field(c6, "text_input", "Keywords (comma separated)", key=f"{p}_keywords")
         st.form_submit_button("Run the sweep", on_click=_commit(keys, f"{p}_run"))
-    if st.session_state[f"{p}_run"]:
-        S = st.session_state
+    if state.get(f"{p}_run"):
         try:
-            coeffs = tuple(checks.parse_coeffs(S[f"{p}_coeffs"], MAX_COEFFS))
-            layers = tuple(sorted(S[f"{p}_layers"]))
+            coeffs = tuple(checks.parse_coeffs(state.get(f"{p}_coeffs"), MAX_COEFFS))
+            layers = tuple(sorted(state.get(f"{p}_layers")))
             checks.check_sweep_grid(layers, coeffs)
         except UserInputError as exc:
             st.error(str(exc))
         else:
             values = values_at(layers)
             if values is not None:
-                target = S[f"{p}_target"].strip() or None
-                keywords = tuple(k.strip() for k in S[f"{p}_keywords"].split(",") if k.strip())
+                target = state.get(f"{p}_target").strip() or None
+                keywords = tuple(k.strip() for k in state.get(f"{p}_keywords").split(",") if k.strip())
                 by_layer = tuple((l, compute.digest(values[l])) for l in layers)
-                res = compute.run(
+                res = running.run(
                     f"Sweeping {len(layers)} layers x {len(coeffs)} coefficients",
-                    lambda _progress: compute.steer_sweep(ctx.spec, S[f"{p}_prompt"], by_layer, values, coeffs, mode, int(S[f"{p}_max_new"]), target, keywords, lm, _progress),
+                    lambda _progress: compute.steer_sweep(ctx.spec, state.get(f"{p}_prompt"), by_layer, values, coeffs, mode, int(state.get(f"{p}_max_new")), target, keywords, lm, _progress),
                 )
                 norms = res and _norms(ctx, res.prompt)
                 if res and norms:
                     _show_sweep(res, norms, p)
 
     st.markdown("#### Save")
-    with st.form(f"{p}_save"):
-        name = st.text_input("Name", value=vec.name, key=f"{p}_name_{vec.name}", help="Letters, digits, '_' or '-', starting with a letter")
-        if st.form_submit_button("Save to the library"):
-            try:
-                saved = vec.renamed(check_name(name))
-                path = Library(default_library_dir()).save(saved)
-                st.session_state["session_vectors"][saved.name] = saved
-                st.success(f"Saved '{saved.name}' (layer {saved.layer}) to {path}. Use it on the Steer page.")
-            except UserInputError as exc:
-                st.error(str(exc))
+    saving.save_form(f"{p}_save", vec, name_key=f"{p}_name_{vec.name}", note="Use it on the Steer page.")
 
 
 def _show_sweep(res: SweepResult, norms: list[float], p: str) -> None:
@@ -129,16 +114,15 @@ widgets.explain(
     "residual-stream norm, which grows with depth. "
     f"{widgets.PAPERS['actadd']}; {widgets.PAPERS['caa']}."
 )
-ctx = widgets.sidebar()
+ctx = sidebar.context()
 
 if widgets.require(ctx, task=False):
     lm = ctx.lm
-    S = st.session_state
     tab_a, tab_c = st.tabs(["Activation addition", "Contrastive pairs (CAA)"])
 
     with tab_a:
-        if S["sv_a_layer"] >= lm.arch.n_layers:
-            S["sv_a_layer"] = lm.arch.n_layers // 4
+        if state.get("sv_a_layer") >= lm.arch.n_layers:
+            state.set("sv_a_layer", lm.arch.n_layers // 4)
         keys = ["sv_a_positive", "sv_a_negative", "sv_a_layer", "sv_a_coeff"]
         with st.form("sv_a_form"):
             c1, c2, c3, c4 = st.columns(4)
@@ -147,39 +131,35 @@ if widgets.require(ctx, task=False):
             _field(c3, "selectbox", "Layer", list(range(lm.arch.n_layers)), key="sv_a_layer")
             _field(c4, "number_input", "Coefficient", -limits.MAX_ABS_COEFF, limits.MAX_ABS_COEFF, key="sv_a_coeff", step=0.5, help="Suggested strength, saved with the vector")
             st.form_submit_button("Build the vector", type="primary", on_click=_commit(keys, "sv_a_built"))
-        if S["sv_a_built"]:
-            pos, neg, layer, coeff = S["sv_a_positive"], S["sv_a_negative"], int(S["sv_a_layer"]), float(S["sv_a_coeff"])
-            built = compute.run("Running both prompts", lambda _progress: compute.actadd(ctx.spec, pos, neg, (layer,), lm))
+        if state.get("sv_a_built"):
+            pos, neg, layer, coeff = state.get("sv_a_positive"), state.get("sv_a_negative"), int(state.get("sv_a_layer")), float(state.get("sv_a_coeff"))
+            built = running.run("Running both prompts", lambda _progress: compute.actadd(ctx.spec, pos, neg, (layer,), lm))
             if built:
                 values, aligned = built[0][layer], built[1]
-                vec = Vector(
-                    values=values, model_id=lm.model_id, layer=layer, method="actadd",
-                    name=check_name(f"actadd_{_slug(pos)}_{_slug(neg)}"[:64]),
-                    provenance={"positive": pos, "negative": neg, "aligned_tokens": aligned, "coeff": coeff},
-                )
+                vec = steering_vectors.make_actadd_vector(lm.model_id, pos, neg, layer, values, aligned, coeff)
                 st.markdown("**The two prompts, aligned** (the shorter is padded at the end with spaces, as in the paper)")
                 table = pd.DataFrame(
                     {
                         "position": range(len(aligned)),
                         "positive token": [repr(a) for a, _ in aligned],
                         "negative token": [repr(b) for _, b in aligned],
-                        "‖difference‖": values.norm(dim=-1).tolist(),
+                        "‖difference‖": steering_vectors.row_norms(values),
                     }
                 )
                 st.dataframe(table, hide_index=True, width="stretch", key="sv_a_tokens")
-                norms = _norms(ctx, S["sv_a_sweep_prompt"])
-                v_norm = float(values.norm(dim=-1).mean())
+                norms = _norms(ctx, state.get("sv_a_sweep_prompt"))
+                v_norm = steering_vectors.mean_norm(values)
                 msg = f"Vector: {values.shape[0]} positions x {values.shape[1]}, mean norm per position {v_norm:.1f}."
                 if norms:
                     msg += (
                         f" At coefficient {coeff:g} it adds {abs(coeff) * v_norm:.1f} per position, "
-                        f"{abs(coeff) * v_norm / norms[layer]:.2f} x the typical residual norm at layer {layer} ({norms[layer]:.1f}, "
+                        f"{steering_vectors.relative_norm(coeff, v_norm, norms[layer]):.2f} x the typical residual norm at layer {layer} ({norms[layer]:.1f}, "
                         "last token of the sweep prompt; the first positions, where this vector is added, can have much larger norms)."
                     )
                 st.info(msg)
 
                 def actadd_at(layers: tuple[int, ...], pos=pos, neg=neg) -> dict[int, Any] | None:
-                    out = compute.run(
+                    out = running.run(
                         f"Running both prompts at {len(layers)} layer(s)",
                         lambda _progress: compute.actadd(ctx.spec, pos, neg, layers, lm),
                     )
@@ -199,32 +179,29 @@ if widgets.require(ctx, task=False):
         if built:
             try:
                 if source == TYPED:
-                    S["sv_c_pairs"] = tuple(parse_pairs(S["sv_c_text"]))
+                    state.set("sv_c_pairs", tuple(parse_pairs(state.get("sv_c_text"))))
                 elif upload is None:
                     raise UserInputError("Choose a file to upload first.")
                 else:
-                    S["sv_c_pairs"] = tuple(parse_pairs_file(upload.getvalue(), upload.name))
+                    state.set("sv_c_pairs", tuple(parse_pairs_file(upload.getvalue(), upload.name)))
             except UserInputError as exc:
                 st.error(str(exc))
-        pairs = S["sv_c_pairs"]
+        pairs = state.get("sv_c_pairs")
         if pairs:
-            caa = compute.run(f"Reading {len(pairs)} pairs at every layer", lambda _progress: compute.caa(ctx.spec, pairs, lm, _progress))
+            caa = running.run(f"Reading {len(pairs)} pairs at every layer", lambda _progress: compute.caa(ctx.spec, pairs, lm, _progress))
             if caa is not None:
                 st.caption(f"{len(pairs)} pairs; first: {pairs[0][0]!r} vs {pairs[0][1]!r}.".replace("`", "'"))
-                if S["sv_c_layer"] is None or S["sv_c_layer"] >= lm.arch.n_layers:
-                    S["sv_c_layer"] = round(0.4 * (lm.arch.n_layers - 1))
-                norms = _norms(ctx, S["sv_c_sweep_prompt"])
-                v_norms = caa.norm(dim=-1).tolist()
+                if state.get("sv_c_layer") is None or state.get("sv_c_layer") >= lm.arch.n_layers:
+                    state.set("sv_c_layer", round(0.4 * (lm.arch.n_layers - 1)))
+                norms = _norms(ctx, state.get("sv_c_sweep_prompt"))
+                v_norms = steering_vectors.row_norms(caa)
                 layer = state.bound(st, "slider", "Layer of the vector", 0, lm.arch.n_layers - 1, key="sv_c_layer")
                 left, right = st.columns(2)
                 left.plotly_chart(figures.layer_profile({"‖v‖": v_norms}, "CAA vector norm per layer", "norm", layer), key="sv_c_norms")
                 if norms:
                     right.plotly_chart(
-                        figures.layer_profile({"‖v‖ / ‖residual‖": [v / n for v, n in zip(v_norms, norms)]}, "Relative to the typical residual norm", "ratio", layer),
+                        figures.layer_profile({"‖v‖ / ‖residual‖": [steering_vectors.relative_norm(1.0, v, n) for v, n in zip(v_norms, norms)]}, "Relative to the typical residual norm", "ratio", layer),
                         key="sv_c_rel",
                     )
-                vec = Vector(
-                    values=caa[layer].clone(), model_id=lm.model_id, layer=layer, method="caa", name=f"caa_l{layer}",
-                    provenance={"n_pairs": len(pairs), "first_pairs": [list(pr) for pr in pairs[:5]]},
-                )
+                vec = steering_vectors.make_caa_vector(lm.model_id, pairs, layer, caa)
                 sweep_and_save(ctx, vec, lambda layers: {l: caa[l] for l in layers}, "last", "sv_c_sweep")

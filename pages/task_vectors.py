@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import compute, figures, widgets
+from dashboard import compute, figures, running, sidebar, widgets
 
 st.title("Task vectors")
 widgets.explain(
@@ -16,30 +16,29 @@ widgets.explain(
     f"See section 2.1 of {widgets.PAPERS['fv']} and {widgets.PAPERS['tv']}. Edit the examples in the sidebar "
     "(choose *Type examples*) to try your own task."
 )
-ctx = widgets.sidebar()
+ctx = sidebar.context()
 if widgets.require(ctx):
     lm, task, settings = ctx.lm, ctx.task, ctx.settings
     n_eval = st.slider("Zero-shot queries to evaluate", 5, 100, 50)
-    wb = compute.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
-    res = wb and compute.run(
+    wb = running.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
+    res = wb and running.run(
         "Adding the h-vector at every layer", lambda _progress: compute.hvector_sweep(ctx.spec, task, settings, n_eval, lm, _progress)
     )
     if res:
-        by_layer = res["by_layer"]
-        best = max(range(len(by_layer)), key=lambda l: by_layer[l])
+        best = res.best_layer
         c1, c2, c3 = st.columns(3)
-        c1.metric("Zero-shot", f"{res['zero_shot']:.0%}")
-        c2.metric(f"Zero-shot + h (best: layer {best})", f"{by_layer[best]:.0%}")
-        c3.metric("In-context", f"{res['icl']:.0%}")
+        c1.metric("Zero-shot", f"{res.zero_shot_baseline:.0%}")
+        c2.metric(f"Zero-shot + h (best: layer {best})", f"{res.by_layer[best]:.0%}")
+        c3.metric("In-context", f"{res.icl_accuracy:.0%}")
         st.plotly_chart(
             figures.layer_sweep(
-                {"zero-shot + h-vector": by_layer},
-                {"zero-shot": res["zero_shot"], "in-context": res["icl"]},
-                f"h-vector layer sweep: {task.name} ({res['n_eval']} queries)",
+                {"zero-shot + h-vector": res.by_layer},
+                {"zero-shot": res.zero_shot_baseline, "in-context": res.icl_accuracy},
+                f"h-vector layer sweep: {task.name} ({res.n_eval} queries)",
             ),
-            key="hvec_sweep",
+            key="hvector_sweep",
         )
-        if res["overlap"]:
+        if res.overlap:
             st.caption("The task is small, so the evaluation queries overlap the prompts the h-vector was averaged over.")
         st.caption(
             f"The h-vector is the mean over {len(wb.prompts)} in-context prompts ({settings.n_shots} shots); "

@@ -8,12 +8,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import limits
+from core import limits, steering_vectors
 from core.codegen import export_script
 from core.errors import UserInputError
-from core.vectors import Library, Vector, check_name, combine, cosine_matrix, default_library_dir, from_bytes, to_bytes
-from dashboard import compute, figures, state, widgets
-
+from core.vectors import Vector, check_name, combine, cosine_matrix, default_library_dir, from_bytes, to_bytes
+from dashboard import compute, figures, running, saving, sidebar, state, widgets
 
 
 def _summary(vec: Vector) -> str:
@@ -54,9 +53,8 @@ def _table(vectors: dict[str, Vector], where: dict[str, str]) -> pd.DataFrame:
 
 def _save(vec: Vector) -> None:
     """Save to the library and this session, then rerun so every section lists it."""
-    path = Library(default_library_dir()).save(vec)
-    st.session_state["session_vectors"][vec.name] = vec
-    st.session_state["lib_flash"] = f"Saved '{vec.name}' ({vec.method}, layer {vec.layer}, norm {vec.norm:.2f}) to {path}."
+    path = saving.save(vec)
+    state.set("lib_flash", f"Saved '{vec.name}' ({vec.method}, layer {vec.layer}, norm {vec.norm:.2f}) to {path}.")
     st.rerun()
 
 
@@ -66,21 +64,20 @@ widgets.explain(
     "addition, CAA, combinations) and those made in this session. Inspect one (its norm and the tokens "
     "it promotes when read through the final norm and the unembedding), compare several (cosine "
     "similarity: 1 = same direction, 0 = unrelated, -1 = opposite), combine them with arithmetic "
-    "(`a + b - c`, `0.5 * fv_antonym + hvec`), and upload, download or delete vector files "
+    "(`a + b - c`, `0.5 * fv_antonym + hvector`), and upload, download or delete vector files "
     "(`.safetensors` with their provenance in the header; nothing is ever unpickled). "
     f"{widgets.PAPERS['fv']}; {widgets.PAPERS['actadd']}; {widgets.PAPERS['caa']}."
 )
-ctx = widgets.sidebar()
+ctx = sidebar.context()
 
 if widgets.require(ctx, task=False):
     lm = ctx.lm
-    S = st.session_state
     vectors, where, problems = compute.vectors_for(lm)
     for problem in problems:
         st.warning(f"A library file was skipped: {problem}")
-    if S["lib_flash"]:
-        st.success(S["lib_flash"])
-        S["lib_flash"] = None
+    if state.get("lib_flash"):
+        st.success(state.get("lib_flash"))
+        state.set("lib_flash", None)
     st.caption(f"Library folder: `{default_library_dir()}` (set `FV_STUDIO_DATA` to move it).")
 
     if not vectors:
@@ -94,8 +91,8 @@ if widgets.require(ctx, task=False):
         names = list(vectors)
 
         st.subheader("Inspect")
-        if S["lib_inspect"] not in vectors:
-            S["lib_inspect"] = names[0]
+        if state.get("lib_inspect") not in vectors:
+            state.set("lib_inspect", names[0])
         name = state.bound(st, "selectbox", "Vector", names, key="lib_inspect")
         vec = vectors[name]
         m = st.columns(4)
@@ -104,7 +101,7 @@ if widgets.require(ctx, task=False):
         m[2].metric("Shape", "x".join(map(str, vec.values.shape)))
         m[3].metric("Method", vec.method)
         key = compute.digest(vec.values)
-        decoded = compute.run("Decoding", lambda _progress: compute.decode_vector(ctx.spec, key, vec.values, 15, lm))
+        decoded = running.run("Decoding", lambda _progress: compute.decode_vector(ctx.spec, key, vec.values, 15, lm))
         left, right = st.columns(2)
         if decoded:
             left.plotly_chart(
@@ -120,18 +117,16 @@ if widgets.require(ctx, task=False):
                 st.write(f"Delete **{name}** from the library and this session? This cannot be undone.")
                 if st.button(f"Yes, delete '{name}'", type="primary", key="lib_delete"):
                     try:
-                        Library(default_library_dir()).delete(lm.model_id, name)
+                        saving.delete(lm.model_id, name)
                     except UserInputError as exc:  # e.g. a read-only library folder
                         st.error(str(exc))
                     else:
-                        S["session_vectors"].pop(name, None)
-                        S["lib_inspect"] = None
-                        S["lib_flash"] = f"Deleted '{name}'."
+                        state.set("lib_inspect", None)
+                        state.set("lib_flash", f"Deleted '{name}'.")
                         st.rerun()
         with st.expander("Use it in code"):
             mode = "prompt" if vec.values.dim() == 2 else "last"
-            coeff = vec.provenance.get("coeff")
-            coeff = float(coeff) if isinstance(coeff, (int, float)) and not isinstance(coeff, bool) else 4.0
+            coeff = steering_vectors.default_coeff(vec)
             layer = max(0, min(vec.layer, lm.arch.n_layers - 1))
             st.caption(f"A runnable script (greedy, coefficient {coeff:g}, layer {layer}); save the vector next to it as `{name}.safetensors`.")
             try:
@@ -145,8 +140,8 @@ if widgets.require(ctx, task=False):
                        f"vec = Library(default_library_dir()).load({lm.model_id!r}, {name!r})`.")
 
         st.subheader("Compare")
-        if S["lib_compare"] is None or not set(S["lib_compare"]) <= set(names):
-            S["lib_compare"] = [n for n in (S["lib_compare"] or names) if n in vectors][:8] or names[:8]
+        if state.get("lib_compare") is None or not set(state.get("lib_compare")) <= set(names):
+            state.set("lib_compare", [n for n in (state.get("lib_compare") or names) if n in vectors][:8] or names[:8])
         chosen = state.bound(st, "multiselect", "Vectors to compare", names, key="lib_compare", max_selections=12)
         if len(chosen) >= 1:
             sims = cosine_matrix([vectors[n] for n in chosen])

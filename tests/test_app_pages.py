@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from app_helpers import errors as _errors
 from app_helpers import frame as _table
 from app_helpers import start as _app
+
+from dashboard.state import CONTEXT
 
 pytestmark = pytest.mark.slow
 
@@ -17,8 +18,8 @@ pytestmark = pytest.mark.slow
 def test_model_page_typed_examples(tmp_path, monkeypatch):
     at = _app(tmp_path, monkeypatch)
     assert not at.exception
-    at.sidebar.radio(key="_w_task_source").set_value("Type examples").run()
-    at.sidebar.text_area(key="_w_typed_examples").set_value(
+    at.sidebar.radio(key="task_source").set_value("Type examples").run()
+    at.sidebar.text_area(key="typed_examples").set_value(
         "cat -> cats\ndog -> dogs\nbox -> boxes\ncar -> cars\ntree -> trees\nbird -> birds"
     ).run()
     assert not at.exception and not _errors(at)
@@ -31,17 +32,17 @@ def test_model_page_typed_examples(tmp_path, monkeypatch):
 
 def test_model_page_bad_line(tmp_path, monkeypatch):
     at = _app(tmp_path, monkeypatch)
-    at.sidebar.radio(key="_w_task_source").set_value("Type examples").run()
-    at.sidebar.text_area(key="_w_typed_examples").set_value("hot -> cold\nbig small\nup -> down").run()
+    at.sidebar.radio(key="task_source").set_value("Type examples").run()
+    at.sidebar.text_area(key="typed_examples").set_value("hot -> cold\nbig small\nup -> down").run()
     assert not at.exception
     assert any("Line 2" in e and "separator" in e for e in _errors(at))
-    at.sidebar.text_area(key="_w_typed_examples").set_value("hot -> cold").run()
+    at.sidebar.text_area(key="typed_examples").set_value("hot -> cold").run()
     assert any("two" in e for e in _errors(at))
 
 
 def test_attribution_and_function_vector_pages(tmp_path, monkeypatch):
     at = _app(tmp_path, monkeypatch)
-    at.sidebar.slider(key="_w_n_prompts").set_value(8).run()
+    at.sidebar.slider(key="n_prompts").set_value(8).run()
     at.switch_page("../pages/task_vectors.py")
     at.run()
     assert not at.exception and not _errors(at)
@@ -63,3 +64,46 @@ def test_attribution_and_function_vector_pages(tmp_path, monkeypatch):
     assert not at.exception
     assert any("Saved 'fv_test'" in s.value for s in at.success)
     assert list((tmp_path / "vectors").glob("*/fv_test.safetensors"))
+
+
+ADJECTIVES = "\n".join(
+    f"{a} -> {a}er" for a in ("tall", "short", "fast", "slow", "small", "old", "young", "cold", "warm", "dark",
+    "light", "long", "high", "low", "deep", "rich", "poor", "soft", "hard", "loud", "quick", "sharp", "thick",
+    "thin", "clean", "clear", "cheap", "bright", "fresh", "great", "kind", "near", "neat", "plain", "proud",
+    "quiet", "rough", "smart", "strong", "sweet")
+)  # 40 examples
+
+
+def test_sidebar_keeps_its_values_and_the_shots_follow_the_user(tmp_path, monkeypatch):
+    """The sidebar is drawn once, by the entrypoint: typed examples and shots survive page
+    switches, and the Shots slider shows the user's choice capped by the examples, never a cap
+    left over from an earlier, smaller example set."""
+
+    def shots(at):
+        slider = at.sidebar.slider(key="n_shots_slider")
+        return slider.value, slider.max, at.session_state[CONTEXT].settings.n_shots
+
+    at = _app(tmp_path, monkeypatch, n_prompts=2)
+    at.sidebar.radio(key="task_source").set_value("Type examples").run()
+    assert not at.exception and not _errors(at)
+    assert shots(at) == (4, 4, 4)  # 5 default examples: at most 4 shots; the choice (10) is kept
+    at.sidebar.text_area(key="typed_examples").set_value(ADJECTIVES).run()
+    assert shots(at) == (10, 32, 10)  # 40 examples: back to the choice, not stuck at 4
+
+    at.sidebar.slider(key="n_shots_slider").set_value(20).run()
+    at.sidebar.text_area(key="typed_examples").set_value("hot -> cold\nbig -> small\nup -> down").run()
+    assert shots(at) == (2, 2, 2)
+    at.sidebar.text_area(key="typed_examples").set_value(ADJECTIVES).run()
+    assert shots(at) == (20, 32, 20)
+    at.sidebar.slider(key="n_shots_slider").set_value(3).run()  # a choice made under the cap holds
+    assert shots(at) == (3, 32, 3)
+
+    for page in ("../pages/vector_library.py", "../pages/steer.py", "../pages/model_prompts.py"):
+        at.switch_page(page)
+        at.run()
+        assert not at.exception and not _errors(at)
+        assert at.sidebar.radio(key="task_source").value == "Type examples"
+        assert at.sidebar.text_area(key="typed_examples").value == ADJECTIVES
+        assert shots(at) == (3, 32, 3)
+    table = _table(at, "prediction")
+    assert set(table["query"]) <= set(line.split(" -> ")[0] for line in ADJECTIVES.splitlines())

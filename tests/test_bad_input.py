@@ -274,23 +274,23 @@ def test_app_task_examples(tmp_path, monkeypatch):
         (f"hot -> {'x' * 500}\nbig -> small", ("500 characters", str(limits.MAX_ENTRY_CHARS))),
     ]
     for text, fragments in bad_typed:
-        at.sidebar.text_area(key="_w_typed_examples").set_value(text).run()  # fresh handle per run
+        at.sidebar.text_area(key="typed_examples").set_value(text).run()  # fresh handle per run
         _shows_error(at, *fragments)
         assert not at.dataframe  # no stale results under the message
-    at.sidebar.text_area(key="_w_typed_examples").set_value(GOOD_TASK).run()
+    at.sidebar.text_area(key="typed_examples").set_value(GOOD_TASK).run()
     _predictions_shown(at)
 
     # a bad template: a message, then fixed
-    good_template = at.sidebar.text_input(key="_w_template").value
-    at.sidebar.text_input(key="_w_template").set_value("Q: {x}").run()
+    good_template = at.sidebar.text_input(key="template").value
+    at.sidebar.text_input(key="template").set_value("Q: {x}").run()
     _shows_error(at, "{x} and {y}")
-    at.sidebar.text_input(key="_w_template").set_value("{y} then {x}").run()
+    at.sidebar.text_input(key="template").set_value("{y} then {x}").run()
     _shows_error(at, "{x} must come before {y}")
-    at.sidebar.text_input(key="_w_template").set_value(good_template).run()
+    at.sidebar.text_input(key="template").set_value(good_template).run()
     _predictions_shown(at)
 
     # uploads: not UTF-8, binary, an image renamed .csv, a CSV without input/output columns
-    at.sidebar.radio(key="_w_task_source").set_value("Upload a file").run()
+    at.sidebar.radio(key="task_source").set_value("Upload a file").run()
     assert any("Upload a file" in i.value for i in at.sidebar.info)
     bad_uploads = [
         (("pairs.txt", "café -> coffee\nthé -> tea\n".encode("latin-1"), "text/plain"), ("pairs.txt is not UTF-8 text",)),
@@ -317,7 +317,7 @@ def test_app_model_that_cannot_load(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at call time
     at = _app(tmp_path, monkeypatch, task_source="Type examples", typed_examples=GOOD_TASK, **SMALL)
     _predictions_shown(at)
-    at.sidebar.text_input(key="_w_model_id").set_value("no-such/model").run()
+    at.sidebar.text_input(key="model_id").set_value("no-such/model").run()
     _shows_error(at, "Could not load model 'no-such/model'")
     assert any("No model is loaded" in w.value for w in at.warning)
     at.switch_page("../pages/steer.py")
@@ -325,7 +325,7 @@ def test_app_model_that_cannot_load(tmp_path, monkeypatch):
     _shows_error(at, "Could not load model 'no-such/model'")
     at.switch_page("../pages/model_prompts.py")
     at.run()
-    at.sidebar.text_input(key="_w_model_id").set_value(DEFAULT_MODEL).run()
+    at.sidebar.text_input(key="model_id").set_value(DEFAULT_MODEL).run()
     _predictions_shown(at)
 
 
@@ -508,12 +508,15 @@ def test_app_zero_heads_selected(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_limits_are_shown_in_the_sidebar(tmp_path, monkeypatch):
+    for name in ("FV_STUDIO_ALLOWED_MODELS", "FV_STUDIO_ALLOW_REMOTE"):
+        monkeypatch.delenv(name, raising=False)
     at = _app(tmp_path, monkeypatch, task_source="Type examples", typed_examples="")
     assert not at.exception
     tables = [t.value for t in at.sidebar.table]
     table = next(t for t in tables if list(t.columns) == ["what", "limit"])
     shown = list(zip(table["what"], table["limit"]))
-    assert shown == limits.as_table()
+    # the operator's settings (none here: a single user's defaults), then the per-user limits
+    assert shown == [("models users may load", "any"), ("remote execution (NDIF)", "allowed")] + limits.as_table()
     for number in (limits.MAX_PAIRS, limits.MAX_PROMPT_CHARS, limits.MAX_NEW_TOKENS, limits.MAX_CAA_PAIRS):
         assert any(str(number) in limit for _, limit in shown)
     assert f"{limits.MAX_ABS_COEFF:g}" in dict(shown)["steering coefficient (absolute)"]

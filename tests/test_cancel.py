@@ -2,7 +2,7 @@
 
 Streamlit ends a script run at its next ``st`` call when a rerun or stop is requested, but
 only on the script's own thread; nnsight's generation loop runs on a worker thread, where
-dashboard.compute asks ScriptRequests directly (a private attribute: this test pins it to the
+dashboard.running asks ScriptRequests directly (a private attribute: this test pins it to the
 installed Streamlit). The whole path, clicks included, is in tests/test_browser.py.
 """
 
@@ -15,25 +15,25 @@ import pytest
 from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, ScriptRequests
 
 from core.errors import Cancelled
-from dashboard.compute import _from_any_thread, _interrupt_requested
+from dashboard.running import from_any_thread, interrupt_requested
 
 
 def test_pending_rerun_or_stop_is_seen():
     ctx = SimpleNamespace(script_requests=ScriptRequests())
-    assert not _interrupt_requested(ctx)
+    assert not interrupt_requested(ctx)
     assert ctx.script_requests.request_rerun(RerunData())
-    assert _interrupt_requested(ctx)
+    assert interrupt_requested(ctx)
     stopped = SimpleNamespace(script_requests=ScriptRequests())
     stopped.script_requests.request_stop()
-    assert _interrupt_requested(stopped)
-    assert not _interrupt_requested(None) and not _interrupt_requested(SimpleNamespace())
+    assert interrupt_requested(stopped)
+    assert not interrupt_requested(None) and not interrupt_requested(SimpleNamespace())
 
 
 def test_worker_thread_progress_raises_cancelled(monkeypatch):
     ctx = SimpleNamespace(script_requests=ScriptRequests())
     monkeypatch.setattr("streamlit.runtime.scriptrunner_utils.script_run_context.get_script_run_ctx", lambda suppress_warning=False: ctx)
     seen: list[str] = []
-    call = _from_any_thread(lambda f, m: seen.append(m))
+    call = from_any_thread(lambda f, m: seen.append(m))
     outcome: list[BaseException | None] = []
 
     def worker(message: str) -> None:
@@ -44,11 +44,13 @@ def test_worker_thread_progress_raises_cancelled(monkeypatch):
             outcome.append(exc)
 
     t = threading.Thread(target=worker, args=("token 1/2",))
-    t.start(); t.join()
+    t.start()
+    t.join()
     assert outcome == [None] and seen == ["token 1/2"]
     ctx.script_requests.request_rerun(RerunData())  # the Cancel click
     t = threading.Thread(target=worker, args=("token 2/2",))
-    t.start(); t.join()
+    t.start()
+    t.join()
     assert isinstance(outcome[1], Cancelled) and seen == ["token 1/2"]
     with pytest.raises(Cancelled):
         call(1.0, "on the script thread too")

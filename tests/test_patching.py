@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import CancelAt
 
 import core.inference as inference
-from conftest import CancelAt
 from core.attribution import clean_stats, indirect_effects
 from core.fv import accuracy_sweep, check_heads, function_vector_values
 from core.inference import Edit, encode, first_token_ids, last_token_scores, run_forward
@@ -382,9 +382,9 @@ def test_function_vector_is_the_sum_of_head_outputs(tiny_lm, stats):
             z = torch.zeros(arch.n_heads * arch.d_head)
             z[h * arch.d_head : (h + 1) * arch.d_head] = stats.mean_heads[l, h]
             expected += arch.out_proj(hf, l)(z)
-    fv = function_vector_values(tiny_lm, stats.mean_heads, heads)
-    assert fv.shape == (arch.d_model,)
-    torch.testing.assert_close(fv, expected, atol=1e-5, rtol=0)
+    values = function_vector_values(tiny_lm, stats.mean_heads, heads)
+    assert values.shape == (arch.d_model,)
+    torch.testing.assert_close(values, expected, atol=1e-5, rtol=0)
     # a head listed twice counts once
     torch.testing.assert_close(
         function_vector_values(tiny_lm, stats.mean_heads, heads + heads[:2]), expected, atol=1e-5, rtol=0
@@ -404,9 +404,9 @@ def test_check_heads_rejects_out_of_range(tiny_lm):
 
 
 def test_decode_is_the_final_norm_then_the_unembedding(tiny_lm, stats):
-    """core.fv.decode (a traced forward with the final-norm input replaced) against calling the
+    """core.fv.decode_vector (a traced forward with the final-norm input replaced) against calling the
     two modules directly; a [n_pos, d_model] vector decodes as its mean."""
-    from core.fv import decode
+    from core.fv import decode_vector as decode
 
     arch, hf = tiny_lm.arch, tiny_lm.hf
     v = function_vector_values(tiny_lm, stats.mean_heads, [(1, 2), (2, 0)])
@@ -429,13 +429,13 @@ def test_decode_is_the_final_norm_then_the_unembedding(tiny_lm, stats):
 def test_auto_layer_breaks_accuracy_ties_by_log_probability(tiny_llama):
     """A random model gets (nearly) every validation query wrong at every layer: the layer is
     then the one that raises the answers' mean log-probability most, not simply layer 0."""
-    from core import fv as fv_mod
+    from core import fv
 
     task = validate("toy", [(f"w{i}", f"v{i}") for i in range(60)])
     settings = PromptSettings(n_shots=3, n_prompts=6)
-    wb = fv_mod.build_workbench(tiny_llama, task, settings)
+    wb = fv.build_workbench(tiny_llama, task, settings)
     heads = [(1, 0), (2, 3)]
-    report = fv_mod.evaluate(tiny_llama, wb, heads, layer="auto", n_eval=12, coeff=4.0)
+    report = fv.evaluate(tiny_llama, wb, heads, layer="auto", n_eval=12, coeff=4.0)
     # the same validation sweep, scored independently
     splits = split_task(task, settings.seed)
     valid = build_prompts(splits.valid, splits.train, settings, n_prompts=min(12, len(splits.valid)))
@@ -451,6 +451,17 @@ def test_auto_layer_breaks_accuracy_ties_by_log_probability(tiny_llama):
     tied = acc == acc.max()
     if tied.sum() > 1:  # the case this is about: the log-probability decided among tied layers
         assert float(logprob[best]) == float(logprob[tied].max())
+    # the report keeps the vector it evaluated (coefficient 1), for saving without a new trace
+    torch.testing.assert_close(report.vector.values, function_vector_values(tiny_llama, wb.stats.mean_heads, heads), atol=0, rtol=0)
+    assert (report.vector.layer, report.vector.method) == (report.layer, "function_vector")
+    assert report.vector.provenance["heads"] == [list(h) for h in heads] and report.vector.provenance["task"] == "toy"
+    assert "vector" not in report.to_json()
+    # the h-vector sweep alone gives the report's h-vector numbers (the same held-out queries)
+    hv = fv.hvector_sweep(tiny_llama, wb, n_eval=12)
+    assert list(hv.by_layer) == report.hvector_by_layer and len(hv.by_layer) == tiny_llama.arch.n_layers
+    assert (hv.zero_shot_baseline, hv.icl_accuracy) == (report.zero_shot_baseline, report.icl_accuracy)
+    assert (hv.n_eval, hv.overlap) == (report.n_eval, report.overlap)
+    assert hv.best_layer == report.hvector_best_layer and hv.by_layer[hv.best_layer] == report.hvector_best_accuracy
 
 
 def test_top_heads_are_layer_head_pairs_largest_first():

@@ -100,9 +100,9 @@ def test_function_vector_and_decoding_run_as_traces(remote_lm, tokenizer):
     assert rec.calls[n:] == [("trace", True)]
     torch.testing.assert_close(v, fv.function_vector_values(local, mean_heads, heads), atol=1e-6, rtol=0)
     n = len(rec.calls)
-    top = fv.decode(lm, v, 5)
+    top = fv.decode_vector(lm, v, 5)
     assert rec.calls[n:] == [("trace", True)]
-    assert [t for t, _ in top] == [t for t, _ in fv.decode(local, v, 5)]
+    assert [t for t, _ in top] == [t for t, _ in fv.decode_vector(local, v, 5)]
 
 
 def test_attention_patterns_need_local_weights(remote_lm):

@@ -68,9 +68,9 @@ def test_the_app_offers_only_the_allowed_models(tmp_path, monkeypatch):
     monkeypatch.setenv("FV_STUDIO_ALLOWED_MODELS", DEFAULT_MODEL)
     at = start(tmp_path, monkeypatch, model_id="/etc", remote=True)  # e.g. from an old session
     assert not at.exception and not errors(at)
-    box = at.sidebar.selectbox(key="_w_model_id")
+    box = at.sidebar.selectbox(key="model_id")
     assert box.options == [DEFAULT_MODEL] and box.value == DEFAULT_MODEL
-    assert at.sidebar.toggle(key="_w_remote").disabled and at.session_state["remote"] is False
+    assert at.sidebar.toggle(key="remote").disabled and at.session_state["remote"] is False
     limits_table = at.sidebar.table[0].value
     assert ("models users may load", DEFAULT_MODEL) in list(zip(limits_table["what"], limits_table["limit"]))
     assert ("remote execution (NDIF)", "off") in list(zip(limits_table["what"], limits_table["limit"]))

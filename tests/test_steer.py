@@ -13,15 +13,14 @@ import dataclasses
 import math
 import subprocess
 import sys
-import threading
 
 import pytest
 import torch
-
 from conftest import CancelAt, build_tiny
+
 from core import codegen, limits, steer, steering_vectors
-from core.sweep import SweepResult, keyword_hit_rate, sweep
 from core.errors import UserInputError
+from core.sweep import SweepResult, keyword_hit_rate, sweep
 from core.vectors import Vector, to_bytes
 
 # prompts of very different lengths: the batch is left-padded (one prompt is one token)
@@ -432,6 +431,52 @@ def test_caa_vectors_are_mean_last_token_differences(gpt2):
         steering_vectors.caa_vectors(gpt2, [("a", "b")] * (limits.MAX_CAA_PAIRS + 1))
     with pytest.raises(UserInputError, match="pair 2"):
         steering_vectors.caa_vectors(gpt2, [("a", "b"), ("a", " ")])
+
+
+def test_vectors_with_provenance_from_actadd_and_caa_values():
+    """The pages' vectors: named and described by core, values kept as given."""
+    values = torch.randn(3, 8)
+    aligned = [("L", "H"), ("ove", "ate"), (" ", " ")]
+    vec = steering_vectors.make_actadd_vector("m", "Love!", "Hate you", 4, values, aligned, 5.0)
+    assert (vec.name, vec.method, vec.layer, vec.model_id) == ("actadd_love_hate_you", "actadd", 4, "m")
+    assert vec.values is values
+    assert vec.provenance == {"positive": "Love!", "negative": "Hate you", "aligned_tokens": aligned, "coeff": 5.0}
+    by_layer = torch.randn(6, 8)
+    pairs = [(f"p{i}", f"n{i}") for i in range(7)]
+    caa = steering_vectors.make_caa_vector("m", pairs, 2, by_layer)
+    assert (caa.name, caa.method, caa.layer) == ("caa_l2", "caa", 2)
+    assert torch.equal(caa.values, by_layer[2]) and caa.values.data_ptr() != by_layer[2].data_ptr()
+    assert caa.provenance == {"n_pairs": 7, "first_pairs": [list(p) for p in pairs[:5]]}
+
+
+def test_default_coeff_is_one_rule():
+    def vec(method: str, **provenance) -> Vector:
+        return Vector(values=torch.ones(4), model_id="m", layer=0, method=method, provenance=provenance)
+
+    assert steering_vectors.default_coeff(vec("actadd", coeff=6)) == 6.0  # saved with it
+    assert steering_vectors.default_coeff(vec("caa", coeff=-2.5)) == -2.5
+    assert steering_vectors.default_coeff(vec("actadd")) == 4.0
+    assert steering_vectors.default_coeff(vec("caa", coeff=True)) == 4.0  # not a number
+    assert steering_vectors.default_coeff(vec("caa", coeff="8")) == 4.0
+    assert steering_vectors.default_coeff(vec("caa", coeff=limits.MAX_ABS_COEFF + 1)) == 4.0  # beyond the limits
+    assert steering_vectors.default_coeff(vec("function_vector")) == 1.0
+    assert steering_vectors.default_coeff(vec("h_vector")) == 1.0
+    assert steering_vectors.default_coeff(vec("function_vector", coeff=3)) == 3.0
+
+
+def test_norm_helpers():
+    v = torch.tensor([[3.0, 4.0], [6.0, 8.0]])  # norms 5 and 10
+    assert steering_vectors.row_norms(v) == [5.0, 10.0]
+    assert steering_vectors.mean_norm(v) == 7.5 and steering_vectors.mean_norm(v[0]) == 5.0
+    assert steering_vectors.relative_norm(-2.0, 7.5, 3.0) == 5.0
+    res = SweepResult(
+        prompt="p", mode="last", layers=(1, 3), coeffs=(-1.0, 2.0), texts=(("", ""), ("", "")), scores=None,
+        score_name=None, baseline_text="", baseline_score=None, vector_norms=(2.0, 4.0),
+    )
+    resid = [10.0, 4.0, 10.0, 8.0]
+    assert res.relative_norms(resid) == [
+        [steering_vectors.relative_norm(c, v, resid[l]) for l, v in zip(res.layers, res.vector_norms)] for c in res.coeffs
+    ] == [[0.5, 0.5], [1.0, 1.0]]
 
 
 @pytest.mark.usefixtures("single_thread")
