@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: setup run test test-browser test-fast bench browser clean
+.PHONY: setup run lint test test-browser test-fast bench browser clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,8 +25,13 @@ browser:
 run: setup
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-# every test: unit, default model, AppTest, memory cycles, and the browser tests (Chromium)
-test: setup browser
+# ruff: lint and format, configured in pyproject.toml
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# the lint, then every test: unit, default model, AppTest, memory cycles, and the browser tests (Chromium)
+test: setup browser lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-browser: setup browser
@@ -35,9 +40,11 @@ test-browser: setup browser
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not browser"
 
-bench: setup
+# speed and quality, memory over 20 cycles, and a classroom (9 browser sessions, Chromium)
+bench: setup browser
 	$(PY) bench/run.py
 	$(PY) bench/memory.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -76,8 +76,14 @@ def cycles(n: int = 20, n_prompts: int = 4, n_shots: int = 3, data_dir: str | No
             _check(at, f"cycle {i}: Steer")
             now, peak = rss_mb()
             s = compute.store()
-            rec = {"cycle": i + 1, "seconds": round(time.perf_counter() - t0, 2), "rss_mb": round(now, 1), "peak_mb": round(peak, 1),
-                   "store_entries": len(s), "store_mb": round(s.bytes / 2**20, 2)}
+            rec = {
+                "cycle": i + 1,
+                "seconds": round(time.perf_counter() - t0, 2),
+                "rss_mb": round(now, 1),
+                "peak_mb": round(peak, 1),
+                "store_entries": len(s),
+                "store_mb": round(s.bytes / 2**20, 2),
+            }
             records.append(rec)
             log(json.dumps(rec))
         return records

@@ -75,7 +75,9 @@ def shared_model_figures(lm, vector) -> dict:
     finally:
         steer.TOKENS_PER_TURN = pieces
     _, out["generation_200_tokens_pieces_alone_s"] = timed(generate)
-    out["pieces_overhead_ratio"] = out["generation_200_tokens_pieces_alone_s"] / out["generation_200_tokens_one_piece_s"]
+    out["pieces_overhead_ratio"] = (
+        out["generation_200_tokens_pieces_alone_s"] / out["generation_200_tokens_one_piece_s"]
+    )
     return out
 
 
@@ -116,8 +118,12 @@ def main() -> None:
     _, results["hvector_sweep_30x50_s"] = timed(lambda: fv.accuracy_sweep(lm, test.zero_shot, test.targets, hv))
     vec = fv.function_vector_values(lm, wb.stats.mean_heads, at.top_heads(10))
     per_layer = [(l, vec) for l in range(lm.arch.n_layers)]
-    _, results["fv_sweep_30x50_zero_shot_s"] = timed(lambda: fv.accuracy_sweep(lm, test.zero_shot, test.targets, per_layer))
-    _, results["fv_sweep_30x50_shuffled_s"] = timed(lambda: fv.accuracy_sweep(lm, test.corrupted, test.targets, per_layer))
+    _, results["fv_sweep_30x50_zero_shot_s"] = timed(
+        lambda: fv.accuracy_sweep(lm, test.zero_shot, test.targets, per_layer)
+    )
+    _, results["fv_sweep_30x50_shuffled_s"] = timed(
+        lambda: fv.accuracy_sweep(lm, test.corrupted, test.targets, per_layer)
+    )
 
     try:
         from core import steer
@@ -126,7 +132,9 @@ def main() -> None:
         prompt = ["When you think of Netherlands, you usually think of"]
         _, results["steer_pair_40_tokens_s"] = timed(lambda: steer.generate_pair(lm, prompt, vec, 15, 1.0, "last", 40))
         _, results["steer_sweep_5x5_20_tokens_s"] = timed(
-            lambda: sweep(lm, prompt[0], {l: vec for l in (9, 12, 15, 18, 21)}, [0.5, 1, 2, 4, 8], "last", 20, target_word="cold")
+            lambda: sweep(
+                lm, prompt[0], {l: vec for l in (9, 12, 15, 18, 21)}, [0.5, 1, 2, 4, 8], "last", 20, target_word="cold"
+            )
         )
     except ImportError:
         results["steer"] = "core.steer not available"
@@ -142,7 +150,7 @@ def main() -> None:
                 s = PromptSettings(n_shots=n_shots, n_prompts=n_prompts)
                 wbs = fv.build_workbench(lm, task, s)
                 width = int(max(len(lm.tokenizer(p)["input_ids"]) for p in wbs.prompts.corrupted))
-                _, secs = timed(lambda: indirect_effects(lm, wbs.prompts, wbs.stats.mean_heads))
+                _, secs = timed(lambda wbs=wbs: indirect_effects(lm, wbs.prompts, wbs.stats.mean_heads))
                 scaling.append({"n_shots": n_shots, "n_prompts": n_prompts, "tokens": width, "seconds": secs})
                 print(json.dumps(scaling[-1]), flush=True)
         results["attribution_scaling"] = scaling
@@ -178,7 +186,9 @@ def main() -> None:
     if "fv_table" in results:
         print("\ntask                     icl   zs   zs+fv (layer)  shuf  shuf+fv")
         for r in results["fv_table"]:
-            print(f"{r['task']:<24} {r['icl']:.2f}  {r['zero_shot']:.2f}  {r['zero_shot_fv']:.2f} ({r['layer']:>2})     {r['shuffled']:.2f}  {r['shuffled_fv']:.2f}")
+            print(
+                f"{r['task']:<24} {r['icl']:.2f}  {r['zero_shot']:.2f}  {r['zero_shot_fv']:.2f} ({r['layer']:>2})     {r['shuffled']:.2f}  {r['shuffled_fv']:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -139,7 +139,9 @@ def model_type_layouts() -> dict[str, dict[str, Any]]:
             "out_proj_is_conv1d": conv1d,
             "block_returns_tuple": family == "gptj",
         }
-        for model_type, (family, blocks_path, out_proj_path, norm_path, unembed_path, conv1d) in sorted(_LAYOUTS.items())
+        for model_type, (family, blocks_path, out_proj_path, norm_path, unembed_path, conv1d) in sorted(
+            _LAYOUTS.items()
+        )
     }
 
 
@@ -157,8 +159,7 @@ def detect(hf_model: torch.nn.Module) -> Arch:
     model_type = getattr(config, "model_type", "?")
     if model_type not in _LAYOUTS:
         raise ModelLoadError(
-            f"Unsupported architecture '{model_type}'. Supported model types: "
-            + ", ".join(SUPPORTED_MODEL_TYPES)
+            f"Unsupported architecture '{model_type}'. Supported model types: " + ", ".join(SUPPORTED_MODEL_TYPES)
         )
     family, blocks, out_proj, norm, unembed, conv1d = _LAYOUTS[model_type]
     d_model = config.hidden_size

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from einops import rearrange
 
-from core.inference import Edit, Progress, no_progress, encode, first_token_ids, last_token_scores, run_forward
+from core.inference import Edit, Progress, encode, first_token_ids, last_token_scores, no_progress, run_forward
 from core.models import LoadedModel
 from core.prompts import PromptSet
 
@@ -102,9 +102,7 @@ def indirect_effects(
     if method == "fast":
         scores = last_token_scores(lm, enc, targets, groups, use_cache=True, progress=progress)
     else:
-        scores = last_token_scores(
-            lm, enc, targets, groups, use_cache=False, max_groups_per_pass=1, progress=progress
-        )
+        scores = last_token_scores(lm, enc, targets, groups, use_cache=False, max_groups_per_pass=1, progress=progress)
     values = scores.prob if metric == "prob" else scores.logprob
     effect = values[1:] - values[0]  # [n_heads_listed, n_prompts]
     per_prompt = torch.full((arch.n_layers, arch.n_heads, len(prompts)), float("nan"))

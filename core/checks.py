@@ -61,9 +61,7 @@ def check_heads(lm: LoadedModel | None, heads: Sequence[tuple[int, int]]) -> lis
     out = []
     for l, h in heads:
         if not 0 <= l < n_layers or not 0 <= h < n_heads:
-            raise UserInputError(
-                f"Head {l}.{h} is out of range (layers 0..{n_layers - 1}, heads 0..{n_heads - 1})."
-            )
+            raise UserInputError(f"Head {l}.{h} is out of range (layers 0..{n_layers - 1}, heads 0..{n_heads - 1}).")
         out.append((int(l), int(h)))
     return list(dict.fromkeys(out))
 
@@ -99,7 +97,9 @@ def parse_coeffs(text: str, max_n: int) -> list[float]:
     try:
         values = [float(x) for x in re.split(r"[,\s]+", text.strip()) if x]
     except ValueError:
-        raise UserInputError(f"Coefficients must be numbers separated by commas, like `1, 4, 8` (got `{text[:40]}`).") from None
+        raise UserInputError(
+            f"Coefficients must be numbers separated by commas, like `1, 4, 8` (got `{text[:40]}`)."
+        ) from None
     if not values:
         raise UserInputError("Give at least one coefficient, like `1, 4, 8`.")
     if len(values) > max_n:

@@ -12,10 +12,10 @@ from core import arch as A
 from core import checks
 from core.models import DEFAULT_MODEL, default_model_dir
 
-_LOAD_DEFAULT = '''from core.models import ensure_default_model
+_LOAD_DEFAULT = """from core.models import ensure_default_model
 path = ensure_default_model()  # SmolLM2-135M-Instruct, dequantized once and cached
 hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-tokenizer = AutoTokenizer.from_pretrained(path)'''
+tokenizer = AutoTokenizer.from_pretrained(path)"""
 
 
 def load_snippet(model_id: str) -> str:

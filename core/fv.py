@@ -50,9 +50,7 @@ def _one_token_batch(lm: LoadedModel, n_rows: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids.to(lm.device), "attention_mask": torch.ones_like(ids).to(lm.device)}
 
 
-def function_vector_values(
-    lm: LoadedModel, mean_heads: torch.Tensor, heads: Sequence[tuple[int, int]]
-) -> torch.Tensor:
+def function_vector_values(lm: LoadedModel, mean_heads: torch.Tensor, heads: Sequence[tuple[int, int]]) -> torch.Tensor:
     """``[d_model]``: sum of the chosen heads' mean contributions to the residual stream.
 
     A head's contribution is the out-projection applied to its mean output with every other
@@ -117,7 +115,9 @@ def decode_vector(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tu
     if v.dim() == 2:
         v = v.mean(0)
     if v.shape != (lm.arch.d_model,):
-        raise UserInputError(f"A vector of width {v.shape[-1]} cannot be decoded by a model of width {lm.arch.d_model}.")
+        raise UserInputError(
+            f"A vector of width {v.shape[-1]} cannot be decoded by a model of width {lm.arch.d_model}."
+        )
     with lm.locked(), torch.no_grad():
         with lm.trace(**_one_token_batch(lm, 1), **forward_kwargs(lm)):
             lm.arch.final_norm(lm.nn).input = v.to(lm.device, lm.dtype)[None, None]  # [1, 1, d_model]
@@ -299,7 +299,9 @@ def evaluate(
     sh_base, (sh_fv,) = accuracy_sweep(lm, test.corrupted, test.targets, [(layer, values)], coeff, step(0.65, 0.8))
     # in-context accuracy on the test queries, and the heads curve at the chosen layer
     order = wb.attribution.top_heads(max_curve_heads or len(heads)) if wb.attribution else heads
-    curve_vectors = [(layer, function_vector_values(lm, wb.stats.mean_heads, order[:k])) for k in range(1, len(order) + 1)]
+    curve_vectors = [
+        (layer, function_vector_values(lm, wb.stats.mean_heads, order[:k])) for k in range(1, len(order) + 1)
+    ]
     _, curve = accuracy_sweep(lm, test.zero_shot, test.targets, curve_vectors, coeff, step(0.8, 0.9))
     icl_acc, _ = accuracy_sweep(lm, test.clean, test.targets, [], 1.0, step(0.9, 1.0))
     examples = fv_examples(lm, test, layer, values * coeff)
@@ -351,7 +353,9 @@ def fv_examples(lm: LoadedModel, prompts: PromptSet, layer: int, vector: torch.T
 def run_attribution(
     lm: LoadedModel, wb: Workbench, metric: str = "prob", method: str = "fast", progress: Progress = no_progress
 ) -> Attribution:
-    wb.attribution = indirect_effects(lm, wb.prompts, wb.stats.mean_heads, metric=metric, method=method, progress=progress)
+    wb.attribution = indirect_effects(
+        lm, wb.prompts, wb.stats.mean_heads, metric=metric, method=method, progress=progress
+    )
     return wb.attribution
 
 

@@ -43,7 +43,7 @@ class Encoded:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def rows(self, index: torch.Tensor | slice) -> "Encoded":
+    def rows(self, index: torch.Tensor | slice) -> Encoded:
         """A sub-batch, trimmed of columns that are padding in every row."""
         ids, mask, pos = self.input_ids[index], self.attention_mask[index], self.position_ids[index]
         keep = int(mask.sum(1).max())
@@ -244,10 +244,7 @@ def _check_edits(lm: LoadedModel, groups: Sequence[Sequence[Edit]]) -> None:
 
 def _slice_values(edits: Sequence[Edit], sl: slice) -> list[Edit]:
     """Per-prompt values follow the prompt chunk."""
-    return [
-        Edit(e.layer, e.site, e.value[sl] if e.value.dim() == 2 else e.value, e.head, e.add)
-        for e in edits
-    ]
+    return [Edit(e.layer, e.site, e.value[sl] if e.value.dim() == 2 else e.value, e.head, e.add) for e in edits]
 
 
 def _start_layer(edits: Sequence[Edit]) -> int:
@@ -279,9 +276,7 @@ def _score(lm: LoadedModel, targets: torch.Tensor, n_last: int) -> tuple:
 MIN_GROUPS_PER_PASS = 8  # below this, a pass takes groups that start at a later layer
 
 
-def _plan_passes(
-    groups: Sequence[Sequence[Edit]], order: list[int], per_pass: int, use_cache: bool
-) -> list[list[int]]:
+def _plan_passes(groups: Sequence[Sequence[Edit]], order: list[int], per_pass: int, use_cache: bool) -> list[list[int]]:
     """Split edited groups (sorted by first layer) into passes. A pass runs from its first
     group's start layer, so a new pass begins where the start layer changes once the current
     pass is big enough to be worth its own forward."""
@@ -378,7 +373,7 @@ def _fast_chunk(
             use_cache=True,
             **kw,
         )
-        cache = getattr(out, "past_key_values", None) or getattr(out, "cache")
+        cache = getattr(out, "past_key_values", None) or out.cache
         base_resid: list = []
         with lm.trace(
             input_ids=sub.input_ids[:, -1:],
@@ -447,7 +442,4 @@ def top_tokens(lm: LoadedModel, logits: torch.Tensor, k: int = 10) -> list[list[
     """Top-k (token text, id, probability) per row of ``logits [batch, d_vocab]``."""
     probs = torch.softmax(logits.float(), dim=-1)
     values, ids = probs.topk(k, dim=-1)
-    return [
-        [(lm.tokenizer.decode([int(i)]), int(i), float(v)) for v, i in zip(vr, ir)]
-        for vr, ir in zip(values, ids)
-    ]
+    return [[(lm.tokenizer.decode([int(i)]), int(i), float(v)) for v, i in zip(vr, ir)] for vr, ir in zip(values, ids)]

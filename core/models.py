@@ -121,7 +121,9 @@ class LoadedModel:
     def require_local(self, what: str) -> None:
         """Some steps read weights directly; a remote model has none on this machine."""
         if self.spec.remote:
-            raise ModelLoadError(f"{what} needs the model's weights on this machine; it is not available with remote execution.")
+            raise ModelLoadError(
+                f"{what} needs the model's weights on this machine; it is not available with remote execution."
+            )
 
 
 def _gguf_folder() -> Path:
@@ -249,7 +251,9 @@ def _hub_reachable() -> bool:
 
     if constants.HF_HUB_OFFLINE:
         return False
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+    if any(
+        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+    ):
         return True
     try:
         socket.create_connection(_hub_address(), timeout=HUB_PROBE_S).close()
@@ -266,8 +270,7 @@ def _load_remote(spec: ModelSpec) -> LoadedModel:
     key = os.environ.get("NDIF_API_KEY", "")
     if not key:
         raise ModelLoadError(
-            "Remote execution needs an NDIF API key in the NDIF_API_KEY environment variable "
-            "(or Streamlit secrets)."
+            "Remote execution needs an NDIF API key in the NDIF_API_KEY environment variable (or Streamlit secrets)."
         )
     CONFIG.API.APIKEY = key
     try:
@@ -278,7 +281,9 @@ def _load_remote(spec: ModelSpec) -> LoadedModel:
             f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
         ) from None
     hf = nn._model
-    return LoadedModel(spec=spec, nn=nn, hf=hf, tokenizer=SharedTokenizer.copy_of(nn.tokenizer), arch=arch_mod.detect(hf))
+    return LoadedModel(
+        spec=spec, nn=nn, hf=hf, tokenizer=SharedTokenizer.copy_of(nn.tokenizer), arch=arch_mod.detect(hf)
+    )
 
 
 def wrap_model(hf: torch.nn.Module, tokenizer: Any, model_id: str = "custom") -> LoadedModel:
@@ -288,6 +293,9 @@ def wrap_model(hf: torch.nn.Module, tokenizer: Any, model_id: str = "custom") ->
     hf.eval()
     nn = TransformersModel(hf, tokenizer=tokenizer)
     return LoadedModel(
-        spec=ModelSpec(model_id=model_id), nn=nn, hf=hf, tokenizer=SharedTokenizer.copy_of(nn.tokenizer),
+        spec=ModelSpec(model_id=model_id),
+        nn=nn,
+        hf=hf,
+        tokenizer=SharedTokenizer.copy_of(nn.tokenizer),
         arch=arch_mod.detect(hf),
     )

@@ -21,7 +21,9 @@ def _check_pair(pos: str, neg: str, where: str) -> tuple[str, str]:
         raise UserInputError(f"{where}: the {'positive' if not pos else 'negative'} text is empty.")
     for what, text in (("positive", pos), ("negative", neg)):
         if len(text) > limits.MAX_PROMPT_CHARS:
-            raise UserInputError(f"{where}: the {what} text has {len(text)} characters (the limit is {limits.MAX_PROMPT_CHARS}).")
+            raise UserInputError(
+                f"{where}: the {what} text has {len(text)} characters (the limit is {limits.MAX_PROMPT_CHARS})."
+            )
     return pos, neg
 
 
@@ -40,7 +42,9 @@ def parse_pairs(text: str, source: str = "Pairs") -> list[tuple[str, str]]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if "|" not in line:
-            raise UserInputError(f"{source}, line {i} ('{line.strip()[:40]}') has no '|': write it as `positive | negative`.")
+            raise UserInputError(
+                f"{source}, line {i} ('{line.strip()[:40]}') has no '|': write it as `positive | negative`."
+            )
         pos, neg = line.split("|", 1)
         pairs.append(_check_pair(pos, neg, f"{source}, line {i}"))
         if len(pairs) > limits.MAX_CAA_PAIRS:
@@ -62,7 +66,9 @@ def parse_pairs_file(data: bytes, filename: str) -> list[tuple[str, str]]:
             elif isinstance(item, (list, tuple)) and len(item) == 2:
                 pos, neg = item
             else:
-                raise UserInputError(f'{filename}: item {i} is neither {{"positive": ..., "negative": ...}} nor [positive, negative].')
+                raise UserInputError(
+                    f'{filename}: item {i} is neither {{"positive": ..., "negative": ...}} nor [positive, negative].'
+                )
             if not isinstance(pos, str) or not isinstance(neg, str):
                 raise UserInputError(f"{filename}: item {i} has a positive or negative that is not text.")
             pairs.append(_check_pair(pos, neg, f"{filename}, item {i}"))
@@ -71,7 +77,9 @@ def parse_pairs_file(data: bytes, filename: str) -> list[tuple[str, str]]:
         reader = csv.DictReader(io.StringIO(text))
         fields = [(f or "").strip().lower() for f in (reader.fieldnames or [])]
         if "positive" not in fields or "negative" not in fields:
-            raise UserInputError(f"{filename}: a CSV needs a header with 'positive' and 'negative' columns (found: {', '.join(fields) or 'none'}).")
+            raise UserInputError(
+                f"{filename}: a CSV needs a header with 'positive' and 'negative' columns (found: {', '.join(fields) or 'none'})."
+            )
         reader.fieldnames = fields
         pairs = []
         for i, row in enumerate(reader, start=2):

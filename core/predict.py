@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.inference import Progress, no_progress, encode, first_token_ids, run_forward, top_tokens
+from core.inference import Progress, encode, first_token_ids, no_progress, run_forward, top_tokens
 from core.models import LoadedModel
 from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
 from core.tasks import Task

@@ -36,7 +36,7 @@ class ServerConfig:
     allow_remote: bool = True
 
     @classmethod
-    def read(cls, secrets: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None) -> "ServerConfig":
+    def read(cls, secrets: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None) -> ServerConfig:
         """The settings from ``env`` (default: the process environment), then ``secrets``.
 
         A malformed value raises :class:`UserInputError` naming the variable.

@@ -47,19 +47,18 @@ from core.models import LoadedModel
 Mode = Literal["last", "prompt"]
 __all__ = [
     "MODES",
-    "Mode",
     "TOKENS_PER_TURN",
     "Decoding",
+    "Mode",
     "NextTokenChange",
     "PairResult",
-    "generate_pair",
-    "generate_coeff_rows",
-    "next_token_change",
     "first_divergence",
+    "generate_coeff_rows",
+    "generate_pair",
+    "next_token_change",
 ]
 
 N_CHANGES = 8  # tokens listed in each direction of a next-token change
-
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -100,7 +99,7 @@ class Decoding:
     n_samples: int = 1  # greedy decoding gives one continuation whatever this says
     seed: int = 0
 
-    def checked(self) -> "Decoding":
+    def checked(self) -> Decoding:
         checks.check_n_samples(self.n_samples)
         checks.check_setting("temperature", self.temperature, 0.0, limits.MAX_TEMPERATURE)
         checks.check_setting("top-p", self.top_p, 0.0, 1.0)
@@ -259,7 +258,9 @@ def _steered_generate(
     return ids[:, -n:].cpu(), first_logits[0].float().cpu()
 
 
-def next_token_change(lm: LoadedModel, before: torch.Tensor, after: torch.Tensor, k: int = N_CHANGES) -> NextTokenChange:
+def next_token_change(
+    lm: LoadedModel, before: torch.Tensor, after: torch.Tensor, k: int = N_CHANGES
+) -> NextTokenChange:
     """Compare two next-token distributions given as logits ``[d_vocab]``."""
     logp_b = torch.log_softmax(before.float(), -1)
     logp_a = torch.log_softmax(after.float(), -1)
@@ -276,9 +277,7 @@ def next_token_change(lm: LoadedModel, before: torch.Tensor, after: torch.Tensor
         return out
 
     k = min(k, diff.numel())
-    return NextTokenChange(
-        rose=listed(diff.topk(k).indices, 1.0), fell=listed((-diff).topk(k).indices, -1.0), kl=kl
-    )
+    return NextTokenChange(rose=listed(diff.topk(k).indices, 1.0), fell=listed((-diff).topk(k).indices, -1.0), kl=kl)
 
 
 def first_divergence(a: str, b: str) -> int | None:
@@ -393,7 +392,15 @@ def generate_coeff_rows(
     """
     enc = encode(lm, [prompt] * len(coeffs))
     new_ids, logits = _steered_generate(
-        lm, enc, torch.tensor(list(coeffs)), values, layer, mode, max_new_tokens,
-        Decoding(), torch.zeros(len(coeffs), dtype=torch.long), progress or no_progress,
+        lm,
+        enc,
+        torch.tensor(list(coeffs)),
+        values,
+        layer,
+        mode,
+        max_new_tokens,
+        Decoding(),
+        torch.zeros(len(coeffs), dtype=torch.long),
+        progress or no_progress,
     )
     return _decode(lm, new_ids), logits

@@ -76,7 +76,9 @@ def actadd_vectors(
     return values, tokens
 
 
-def actadd_vector(lm: LoadedModel, positive: str, negative: str, layer: int) -> tuple[torch.Tensor, list[tuple[str, str]]]:
+def actadd_vector(
+    lm: LoadedModel, positive: str, negative: str, layer: int
+) -> tuple[torch.Tensor, list[tuple[str, str]]]:
     """Activation-addition vector (Turner et al. 2023) at one layer: ``[n_pos, d_model]`` and the
     aligned tokens (see :func:`actadd_vectors`)."""
     values, tokens = actadd_vectors(lm, positive, negative, [layer])
@@ -93,11 +95,15 @@ def caa_vectors(lm: LoadedModel, pairs: Sequence[tuple[str, str]], progress: Pro
     progress = progress or no_progress
     pairs = checks.check_pairs(pairs)
     pos = run_forward(
-        lm, encode(lm, [p for p, _ in pairs]), save_resid=True,
+        lm,
+        encode(lm, [p for p, _ in pairs]),
+        save_resid=True,
         progress=lambda f, m: progress(0.5 * f, f"positives: {m}"),
     )
     neg = run_forward(
-        lm, encode(lm, [q for _, q in pairs]), save_resid=True,
+        lm,
+        encode(lm, [q for _, q in pairs]),
+        save_resid=True,
         progress=lambda f, m: progress(0.5 + 0.5 * f, f"negatives: {m}"),
     )
     return (pos.resid - neg.resid).mean(1)  # [n_layers, batch, d_model] -> [n_layers, d_model]

@@ -66,9 +66,7 @@ def normalize_name(name: str) -> str:
 def load_builtin(name: str) -> Task:
     key = normalize_name(name)
     if key not in builtin_names():
-        raise UserInputError(
-            f"Unknown task '{name}'. Built-in tasks: {', '.join(builtin_names())}."
-        )
+        raise UserInputError(f"Unknown task '{name}'. Built-in tasks: {', '.join(builtin_names())}.")
     data = json.loads((TASKS_DIR / f"{key}.json").read_text(encoding="utf-8"))
     return validate(key, [(d["input"], d["output"]) for d in data], describe(key))
 
@@ -79,9 +77,7 @@ def validate(name: str, rows: list[tuple[str, str]], description: str = "", wher
     if not rows:
         raise UserInputError("No examples given: enter at least two lines like `hot -> cold`.")
     if len(rows) < limits.MIN_PAIRS:
-        raise UserInputError(
-            "Only one example given: a task needs at least two (one to show, one to ask)."
-        )
+        raise UserInputError("Only one example given: a task needs at least two (one to show, one to ask).")
     if len(rows) > limits.MAX_PAIRS:
         raise UserInputError(f"Too many pairs: {len(rows)} (the limit is {limits.MAX_PAIRS}).")
     seen: dict[str, int] = {}
@@ -93,8 +89,7 @@ def validate(name: str, rows: list[tuple[str, str]], description: str = "", wher
         for what, text in (("input", x), ("output", y)):
             if len(text) > limits.MAX_ENTRY_CHARS:
                 raise UserInputError(
-                    f"Line {line}: the {what} has {len(text)} characters "
-                    f"(the limit is {limits.MAX_ENTRY_CHARS})."
+                    f"Line {line}: the {what} has {len(text)} characters (the limit is {limits.MAX_ENTRY_CHARS})."
                 )
             if "\n" in text:
                 raise UserInputError(f"Line {line}: the {what} spans several lines.")
@@ -126,8 +121,7 @@ def parse_lines(text: str, name: str = "custom") -> Task:
         if split is None:
             shown = raw.strip()[:40]
             raise UserInputError(
-                f"Line {i} ('{shown}') has no separator: write it as `input -> output` "
-                "(or use ':', a tab or a comma)."
+                f"Line {i} ('{shown}') has no separator: write it as `input -> output` (or use ':', a tab or a comma)."
             )
         rows.append(split)
         where.append(i)

@@ -25,7 +25,7 @@ class SharedTokenizer:
         object.__setattr__(self, "_lock", threading.RLock())
 
     @classmethod
-    def copy_of(cls, tokenizer: Any) -> "SharedTokenizer":
+    def copy_of(cls, tokenizer: Any) -> SharedTokenizer:
         """A shared copy: the original stays private to its owner (nnsight)."""
         return cls(copy.deepcopy(tokenizer))
 

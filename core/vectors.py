@@ -63,7 +63,7 @@ class Vector:
     def norm(self) -> float:
         return float(self.values.float().norm())
 
-    def _check(self, other: "Vector") -> None:
+    def _check(self, other: Vector) -> None:
         if not isinstance(other, Vector):
             raise TypeError("vectors combine only with vectors (and scale by numbers)")
         if other.model_id != self.model_id:
@@ -76,7 +76,7 @@ class Vector:
                 f"{tuple(other.values.shape)}."
             )
 
-    def _combined(self, values: torch.Tensor, recipe: str) -> "Vector":
+    def _combined(self, values: torch.Tensor, recipe: str) -> Vector:
         return Vector(
             values=values,
             model_id=self.model_id,
@@ -86,25 +86,25 @@ class Vector:
             provenance={"recipe": recipe},
         )
 
-    def __add__(self, other: "Vector") -> "Vector":
+    def __add__(self, other: Vector) -> Vector:
         self._check(other)
         return self._combined(self.values + other.values, f"{self.name} + {other.name}")
 
-    def __sub__(self, other: "Vector") -> "Vector":
+    def __sub__(self, other: Vector) -> Vector:
         self._check(other)
         return self._combined(self.values - other.values, f"{self.name} - {other.name}")
 
-    def __mul__(self, scale: float) -> "Vector":
+    def __mul__(self, scale: float) -> Vector:
         if not isinstance(scale, (int, float)):
             return NotImplemented
         return self._combined(self.values * float(scale), f"{scale} * {self.name}")
 
     __rmul__ = __mul__
 
-    def __neg__(self) -> "Vector":
+    def __neg__(self) -> Vector:
         return self * -1.0
 
-    def renamed(self, name: str) -> "Vector":
+    def renamed(self, name: str) -> Vector:
         return replace(self, name=check_name(name))
 
     def metadata(self) -> dict[str, Any]:
@@ -159,7 +159,9 @@ def from_bytes(
         ) from None
     meta_raw = _header_metadata(data).get("fv_studio")
     if "vector" not in tensors or meta_raw is None:
-        raise UserInputError(f"{source} is a safetensors file but not an FV Studio vector (no 'vector' tensor and metadata).")
+        raise UserInputError(
+            f"{source} is a safetensors file but not an FV Studio vector (no 'vector' tensor and metadata)."
+        )
     try:
         meta = json.loads(meta_raw)
     except json.JSONDecodeError:
@@ -171,13 +173,10 @@ def from_bytes(
         raise UserInputError(f"{source}: unknown vector method {meta.get('method')!r}.")
     model_id = str(meta.get("model_id", ""))
     if expect_model is not None and model_id != expect_model:
-        raise UserInputError(
-            f"{source} was made for model '{model_id}', but the loaded model is '{expect_model}'."
-        )
+        raise UserInputError(f"{source} was made for model '{model_id}', but the loaded model is '{expect_model}'.")
     if expect_d_model is not None and values.shape[-1] != expect_d_model:
         raise UserInputError(
-            f"{source} has width {values.shape[-1]}, but the loaded model's residual stream has "
-            f"width {expect_d_model}."
+            f"{source} has width {values.shape[-1]}, but the loaded model's residual stream has width {expect_d_model}."
         )
     return Vector(
         values=values,
@@ -201,8 +200,7 @@ def sidecar_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix == ".json":
         raise UserInputError(
-            f"'{path.name}' ends in .json, the name of its sidecar file: give the vector file a "
-            ".safetensors name."
+            f"'{path.name}' ends in .json, the name of its sidecar file: give the vector file a .safetensors name."
         )
     return path.with_suffix(".json")
 
@@ -382,7 +380,19 @@ def cosine_matrix(vectors: list[Vector]) -> torch.Tensor:
 
 # --- the expression box: names, numbers, + - * and parentheses, nothing else ----------------
 
-_ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.USub, ast.UAdd, ast.Name, ast.Load, ast.Constant)
+_ALLOWED = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.USub,
+    ast.UAdd,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+)
 
 
 def combine(expression: str, vectors: dict[str, Vector]) -> Vector:
@@ -398,9 +408,7 @@ def combine(expression: str, vectors: dict[str, Vector]) -> Vector:
         raise UserInputError(f"Cannot parse `{text}`: use names, numbers, +, -, * and parentheses.") from None
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
-            raise UserInputError(
-                f"`{text}` uses something other than names, numbers, +, -, * and parentheses."
-            )
+            raise UserInputError(f"`{text}` uses something other than names, numbers, +, -, * and parentheses.")
         if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
             raise UserInputError("Only numbers may appear as constants in the expression.")
 

@@ -78,7 +78,9 @@ def workbench(spec: ModelSpec, task: Task, settings: PromptSettings, _lm: Loaded
 def attribution(spec: ModelSpec, task: Task, settings: PromptSettings, metric: str, _lm: LoadedModel, _progress=None):
     def make():
         wb = workbench(spec, task, settings, _lm)
-        return fv.indirect_effects(_lm, wb.prompts, wb.stats.mean_heads, metric=metric, progress=_progress or no_progress)
+        return fv.indirect_effects(
+            _lm, wb.prompts, wb.stats.mean_heads, metric=metric, progress=_progress or no_progress
+        )
 
     return store().get(("attribution", spec, task, settings, metric), make)
 
@@ -86,7 +88,9 @@ def attribution(spec: ModelSpec, task: Task, settings: PromptSettings, metric: s
 def prediction(spec: ModelSpec, task: Task, settings: PromptSettings, _lm: LoadedModel, _progress=None):
     from core.predict import predict
 
-    return store().get(("prediction", spec, task, settings), lambda: predict(_lm, task, settings, progress=_progress or no_progress))
+    return store().get(
+        ("prediction", spec, task, settings), lambda: predict(_lm, task, settings, progress=_progress or no_progress)
+    )
 
 
 def hvector_sweep(
@@ -117,7 +121,9 @@ def fv_report(
         wb = dataclasses.replace(
             workbench(spec, task, settings, _lm), attribution=attribution(spec, task, settings, metric, _lm)
         )
-        return fv.evaluate(_lm, wb, list(heads), layer=layer, n_eval=n_eval, coeff=coeff, progress=_progress or no_progress)
+        return fv.evaluate(
+            _lm, wb, list(heads), layer=layer, n_eval=n_eval, coeff=coeff, progress=_progress or no_progress
+        )
 
     return store().get(("fv", spec, task, settings, metric, heads, layer, n_eval, coeff), make)
 
@@ -171,7 +177,9 @@ def resid_norms(spec: ModelSpec, prompts: tuple[str, ...], _lm: LoadedModel, _pr
     """``[n_layers]`` typical last-token residual norm over ``prompts`` (a scale for coefficients)."""
     from core import steering_vectors
 
-    return store().get(("resid_norms", spec, prompts), lambda: steering_vectors.resid_norms(_lm, list(prompts)).tolist())
+    return store().get(
+        ("resid_norms", spec, prompts), lambda: steering_vectors.resid_norms(_lm, list(prompts)).tolist()
+    )
 
 
 def steer_pair(
@@ -192,10 +200,20 @@ def steer_pair(
 
     def make():
         return steer.generate_pair(
-            _lm, list(prompts), values, layer, coeff, mode, max_new_tokens,
-            sample=decoding.sample, temperature=decoding.temperature, top_p=decoding.top_p,
-            repetition_penalty=decoding.repetition_penalty, n_samples=decoding.n_samples,
-            seed=decoding.seed, progress=from_any_thread(_progress),
+            _lm,
+            list(prompts),
+            values,
+            layer,
+            coeff,
+            mode,
+            max_new_tokens,
+            sample=decoding.sample,
+            temperature=decoding.temperature,
+            top_p=decoding.top_p,
+            repetition_penalty=decoding.repetition_penalty,
+            n_samples=decoding.n_samples,
+            seed=decoding.seed,
+            progress=from_any_thread(_progress),
         )
 
     return store().get(("steer", spec, prompts, key, layer, coeff, mode, max_new_tokens, decoding), make)
@@ -217,7 +235,8 @@ def caa(spec: ModelSpec, pairs: tuple[tuple[str, str], ...], _lm: LoadedModel, _
     from core import steering_vectors
 
     return store().get(
-        ("caa", spec, pairs), lambda: steering_vectors.caa_vectors(_lm, list(pairs), progress=from_any_thread(_progress))
+        ("caa", spec, pairs),
+        lambda: steering_vectors.caa_vectors(_lm, list(pairs), progress=from_any_thread(_progress)),
     )
 
 
@@ -244,13 +263,22 @@ def steer_sweep(
     def make():
         vectors = {layer: values[layer] for layer, _ in by_layer}
         return sweep(
-            _lm, prompt, vectors, list(coeffs), mode, max_new_tokens,
-            target_word=target_word, keywords=list(keywords), progress=from_any_thread(_progress),
+            _lm,
+            prompt,
+            vectors,
+            list(coeffs),
+            mode,
+            max_new_tokens,
+            target_word=target_word,
+            keywords=list(keywords),
+            progress=from_any_thread(_progress),
         )
 
     return store().get(("sweep", spec, prompt, by_layer, coeffs, mode, max_new_tokens, target_word, keywords), make)
 
 
-def decode_vector(spec: ModelSpec, key: str, values: Any, k: int, _lm: LoadedModel, _progress=None) -> list[tuple[str, float]]:
+def decode_vector(
+    spec: ModelSpec, key: str, values: Any, k: int, _lm: LoadedModel, _progress=None
+) -> list[tuple[str, float]]:
     """core.fv.decode_vector: the tokens a vector promotes (final norm, then unembedding)."""
     return store().get(("decode", spec, key, k), lambda: fv.decode_vector(_lm, values, k))

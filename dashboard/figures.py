@@ -15,12 +15,23 @@ def layer_sweep(
         fig.add_trace(go.Scatter(x=list(range(len(ys))), y=list(ys), mode="lines+markers", name=name))
     dashes = ["dash", "dot", "dashdot"]
     for i, (name, y) in enumerate(baselines.items()):
-        fig.add_hline(y=y, line_dash=dashes[i % len(dashes)], annotation_text=f"{name}: {y:.2f}", annotation_position="top left")
-    fig.update_layout(title=title, xaxis_title="layer", yaxis_title=y_title, yaxis_range=[-0.02, 1.02], height=380, margin=dict(t=50, b=40))
+        fig.add_hline(
+            y=y, line_dash=dashes[i % len(dashes)], annotation_text=f"{name}: {y:.2f}", annotation_position="top left"
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="layer",
+        yaxis_title=y_title,
+        yaxis_range=[-0.02, 1.02],
+        height=380,
+        margin=dict(t=50, b=40),
+    )
     return fig
 
 
-def head_heatmap(cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, int]] = (), title: str = "") -> go.Figure:
+def head_heatmap(
+    cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, int]] = (), title: str = ""
+) -> go.Figure:
     n_layers = len(cie)
     n_heads = len(cie[0]) if n_layers else 0
     fig = go.Figure(
@@ -59,35 +70,68 @@ def head_heatmap(cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, i
 
 def bars(labels: Sequence[str], values: Sequence[float], title: str, x_title: str = "probability") -> go.Figure:
     fig = go.Figure(go.Bar(x=list(values)[::-1], y=[repr(l) for l in labels][::-1], orientation="h"))
-    fig.update_layout(title=title, xaxis_title=x_title, height=40 + 26 * len(labels) + 60, margin=dict(t=50, b=40, l=10))
+    fig.update_layout(
+        title=title, xaxis_title=x_title, height=40 + 26 * len(labels) + 60, margin=dict(t=50, b=40, l=10)
+    )
     return fig
 
 
 def curve(values: Sequence[float], baseline: float | None, title: str, x_title: str) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=list(range(1, len(values) + 1)), y=list(values), mode="lines+markers", name="with vector"))
+    fig = go.Figure(
+        go.Scatter(x=list(range(1, len(values) + 1)), y=list(values), mode="lines+markers", name="with vector")
+    )
     if baseline is not None:
         fig.add_hline(y=baseline, line_dash="dash", annotation_text=f"zero-shot: {baseline:.2f}")
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title="top-1 accuracy", yaxis_range=[-0.02, 1.02], height=340)
+    fig.update_layout(
+        title=title, xaxis_title=x_title, yaxis_title="top-1 accuracy", yaxis_range=[-0.02, 1.02], height=340
+    )
     return fig
 
 
-def matrix(values: Sequence[Sequence[float]], labels: Sequence[str], title: str, zmin: float = -1, zmax: float = 1) -> go.Figure:
+def matrix(
+    values: Sequence[Sequence[float]], labels: Sequence[str], title: str, zmin: float = -1, zmax: float = 1
+) -> go.Figure:
     fig = go.Figure(
-        go.Heatmap(z=values, x=list(labels), y=list(labels), zmin=zmin, zmax=zmax, colorscale="RdBu", zmid=0,
-                   hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>", texttemplate="%{z:.2f}")
+        go.Heatmap(
+            z=values,
+            x=list(labels),
+            y=list(labels),
+            zmin=zmin,
+            zmax=zmax,
+            colorscale="RdBu",
+            zmid=0,
+            hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+            texttemplate="%{z:.2f}",
+        )
     )
     fig.update_layout(title=title, height=max(320, 60 * len(labels) + 120))
     return fig
 
 
-def grid(values: Sequence[Sequence[float]], x: Sequence, y: Sequence, title: str, x_title: str, y_title: str, hover: Sequence[Sequence[str]] | None = None) -> go.Figure:
+def grid(
+    values: Sequence[Sequence[float]],
+    x: Sequence,
+    y: Sequence,
+    title: str,
+    x_title: str,
+    y_title: str,
+    hover: Sequence[Sequence[str]] | None = None,
+) -> go.Figure:
     fig = go.Figure(
-        go.Heatmap(z=values, x=[str(v) for v in x], y=[str(v) for v in y], colorscale="Viridis", text=hover,
-                   hovertemplate="%{y} / %{x}: %{z:.3f}<br>%{text}<extra></extra>" if hover else None,
-                   texttemplate="%{z:.3g}")
+        go.Heatmap(
+            z=values,
+            x=[str(v) for v in x],
+            y=[str(v) for v in y],
+            colorscale="Viridis",
+            text=hover,
+            hovertemplate="%{y} / %{x}: %{z:.3f}<br>%{text}<extra></extra>" if hover else None,
+            texttemplate="%{z:.3g}",
+        )
     )
     # category axes: numeric-looking labels ("1", "4", "8") would otherwise become a numeric axis
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=380, xaxis_type="category", yaxis_type="category")
+    fig.update_layout(
+        title=title, xaxis_title=x_title, yaxis_title=y_title, height=380, xaxis_type="category", yaxis_type="category"
+    )
     return fig
 
 

@@ -82,7 +82,9 @@ class ProgressBar:
         self.holder = st.empty()
         with self.holder.container():
             self.bar = st.progress(0.0, text=label)
-            st.button("Cancel", key=_cancel_key(label), icon=":material/cancel:", on_click=_mark_cancelled, args=(label,))
+            st.button(
+                "Cancel", key=_cancel_key(label), icon=":material/cancel:", on_click=_mark_cancelled, args=(label,)
+            )
 
         self.fraction = 0.0
 

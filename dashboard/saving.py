@@ -30,7 +30,9 @@ def delete(model_id: str, name: str) -> None:
     state.set("session_vectors", {n: v for n, v in state.get("session_vectors").items() if n != name})
 
 
-def save_form(form_key: str, vector: Vector, *, name_key: str, default_name: str | None = None, note: str = "") -> Vector | None:
+def save_form(
+    form_key: str, vector: Vector, *, name_key: str, default_name: str | None = None, note: str = ""
+) -> Vector | None:
     """A form with a Name field and "Save to the library" for ``vector``: saves it under the
     typed name (made now: the library lists it as the newest) and says where, or shows why
     not. Returns the saved vector, or None."""

@@ -21,7 +21,9 @@ ctx = sidebar.context()
 if widgets.require(ctx):
     lm, task, settings = ctx.lm, ctx.task, ctx.settings
     metric = state.get("metric")
-    wb = running.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
+    wb = running.run(
+        "Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress)
+    )
     at = wb and running.run(
         "Patching every head", lambda _progress: compute.attribution(ctx.spec, task, settings, metric, lm, _progress)
     )
@@ -41,30 +43,61 @@ if widgets.require(ctx):
         else:
             rep = running.run(
                 "Evaluating the function vector",
-                lambda _progress: compute.fv_report(ctx.spec, task, settings, metric, tuple(heads), layer, n_eval, float(coeff), lm, _progress),
+                lambda _progress: compute.fv_report(
+                    ctx.spec, task, settings, metric, tuple(heads), layer, n_eval, float(coeff), lm, _progress
+                ),
             )
             if rep:
                 m = st.columns(5)
                 m[0].metric("In-context", f"{rep.icl_accuracy:.0%}")
                 m[1].metric("Zero-shot", f"{rep.zero_shot_baseline:.0%}")
-                m[2].metric(f"Zero-shot + FV (layer {rep.layer})", f"{rep.zero_shot_with_fv:.0%}", f"{rep.zero_shot_with_fv - rep.zero_shot_baseline:+.0%}")
+                m[2].metric(
+                    f"Zero-shot + FV (layer {rep.layer})",
+                    f"{rep.zero_shot_with_fv:.0%}",
+                    f"{rep.zero_shot_with_fv - rep.zero_shot_baseline:+.0%}",
+                )
                 m[3].metric("Shuffled", f"{rep.shuffled_baseline:.0%}")
-                m[4].metric("Shuffled + FV", f"{rep.shuffled_with_fv:.0%}", f"{rep.shuffled_with_fv - rep.shuffled_baseline:+.0%}")
-                st.caption(f"Layer: {rep.layer_choice}. {rep.n_eval} test queries. " + ("Small task: test queries overlap the build queries." if rep.overlap else "Test queries are disjoint from the build queries."))
+                m[4].metric(
+                    "Shuffled + FV",
+                    f"{rep.shuffled_with_fv:.0%}",
+                    f"{rep.shuffled_with_fv - rep.shuffled_baseline:+.0%}",
+                )
+                st.caption(
+                    f"Layer: {rep.layer_choice}. {rep.n_eval} test queries. "
+                    + (
+                        "Small task: test queries overlap the build queries."
+                        if rep.overlap
+                        else "Test queries are disjoint from the build queries."
+                    )
+                )
                 sweeps = {"zero-shot + FV": rep.zero_shot_by_layer, "zero-shot + h-vector": rep.hvector_by_layer}
                 if rep.valid_by_layer:
                     sweeps["validation, zero-shot + FV"] = rep.valid_by_layer
                 st.plotly_chart(
-                    figures.layer_sweep(sweeps, {"zero-shot": rep.zero_shot_baseline, "in-context": rep.icl_accuracy}, "Accuracy with the vector added at each layer"),
+                    figures.layer_sweep(
+                        sweeps,
+                        {"zero-shot": rep.zero_shot_baseline, "in-context": rep.icl_accuracy},
+                        "Accuracy with the vector added at each layer",
+                    ),
                     key="fv_sweep",
                 )
                 left, right = st.columns(2)
                 left.plotly_chart(
-                    figures.curve(rep.heads_curve, rep.zero_shot_baseline, f"Top heads used (layer {rep.layer})", "number of top heads"),
+                    figures.curve(
+                        rep.heads_curve,
+                        rep.zero_shot_baseline,
+                        f"Top heads used (layer {rep.layer})",
+                        "number of top heads",
+                    ),
                     key="fv_curve",
                 )
                 right.plotly_chart(
-                    figures.bars([t for t, _ in rep.decoded_tokens], [s for _, s in rep.decoded_tokens], "Tokens the vector promotes", "logit"),
+                    figures.bars(
+                        [t for t, _ in rep.decoded_tokens],
+                        [s for _, s in rep.decoded_tokens],
+                        "Tokens the vector promotes",
+                        "logit",
+                    ),
                     key="fv_decode",
                 )
                 st.subheader("Zero-shot examples")

@@ -35,9 +35,19 @@ widgets.explain(
 ctx = sidebar.context()
 if widgets.require(ctx):
     lm, task, settings = ctx.lm, ctx.task, ctx.settings
-    state.bound(st, "radio", "Metric", ["prob", "logprob"], key="metric", horizontal=True, help="Effect on the probability (paper) or the log-probability of the answer")
+    state.bound(
+        st,
+        "radio",
+        "Metric",
+        ["prob", "logprob"],
+        key="metric",
+        horizontal=True,
+        help="Effect on the probability (paper) or the log-probability of the answer",
+    )
     metric = state.get("metric")
-    wb = running.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
+    wb = running.run(
+        "Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress)
+    )
     at = wb and running.run(
         f"Patching all {lm.arch.n_layers * lm.arch.n_heads} heads",
         lambda _progress: compute.attribution(ctx.spec, task, settings, metric, lm, _progress),
@@ -56,11 +66,17 @@ if widgets.require(ctx):
         else:
             current = [x for x in state.get("manual_heads") if x in labels_all]
             state.set("manual_heads", current)
-            state.bound(st, "multiselect", "Heads (layer.head); clicking a cell adds it", labels_all, key="manual_heads")
+            state.bound(
+                st, "multiselect", "Heads (layer.head); clicking a cell adds it", labels_all, key="manual_heads"
+            )
             selected = widgets.heads_from_labels(state.get("manual_heads"))
         fig = figures.head_heatmap(at.cie.tolist(), selected, f"Causal indirect effect ({metric}) - {task.name}")
         event = st.plotly_chart(fig, key="heatmap", on_select="rerun", selection_mode="points")
-        points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) or hasattr(event, "get") else []
+        points = (
+            (event or {}).get("selection", {}).get("points", [])
+            if isinstance(event, dict) or hasattr(event, "get")
+            else []
+        )
         if points and mode == "By hand":
             clicked = [f"{int(p['y'])}.{int(p['x'])}" for p in points if "x" in p and "y" in p]
             new = list(dict.fromkeys(state.get("manual_heads") + clicked))
@@ -77,8 +93,12 @@ if widgets.require(ctx):
                 key="top_heads_table",
             )
             buf = io.StringIO()
-            pd.DataFrame(at.cie.numpy(), columns=[f"head_{h}" for h in range(lm.arch.n_heads)]).rename_axis("layer").to_csv(buf)
-            st.download_button("Download the grid (CSV)", buf.getvalue(), file_name=f"cie_{task.name}.csv", mime="text/csv")
+            pd.DataFrame(at.cie.numpy(), columns=[f"head_{h}" for h in range(lm.arch.n_heads)]).rename_axis(
+                "layer"
+            ).to_csv(buf)
+            st.download_button(
+                "Download the grid (CSV)", buf.getvalue(), file_name=f"cie_{task.name}.csv", mime="text/csv"
+            )
             st.write("Selected:", ", ".join(f"{l}.{h}" for l, h in selected) or "none")
         with right:
             attention_picker(ctx.spec, lm, wb.prompts.clean[0], [f"{l}.{h}" for l, h in (selected or top)])

@@ -32,19 +32,32 @@ if widgets.require(ctx):
         with right:
             st.subheader("Tokens")
             toks = tokens(lm, prompt)
-            st.dataframe(pd.DataFrame(toks, columns=["id", "text"]).assign(text=lambda d: d.text.map(repr)), height=300, width="stretch")
+            st.dataframe(
+                pd.DataFrame(toks, columns=["id", "text"]).assign(text=lambda d: d.text.map(repr)),
+                height=300,
+                width="stretch",
+            )
         st.subheader("Top next-token predictions")
         c1, c2 = st.columns(2)
         icl_top, zs_top = pred.icl_top[i], pred.zero_shot_top[i]
-        c1.plotly_chart(figures.bars([t for t, _, _ in icl_top], [p for _, _, p in icl_top], "In-context prompt"), key="icl_bars")
-        c2.plotly_chart(figures.bars([t for t, _, _ in zs_top], [p for _, _, p in zs_top], f"Zero-shot: {pred.prompts.zero_shot[i]!r}"), key="zs_bars")
+        c1.plotly_chart(
+            figures.bars([t for t, _, _ in icl_top], [p for _, _, p in icl_top], "In-context prompt"), key="icl_bars"
+        )
+        c2.plotly_chart(
+            figures.bars(
+                [t for t, _, _ in zs_top], [p for _, _, p in zs_top], f"Zero-shot: {pred.prompts.zero_shot[i]!r}"
+            ),
+            key="zs_bars",
+        )
         st.subheader("In-context accuracy")
         m1, m2, m3 = st.columns(3)
         m1.metric("In-context accuracy", f"{pred.icl_accuracy:.0%}")
         m2.metric("Zero-shot accuracy", f"{pred.zero_shot_accuracy:.0%}")
         m3.metric("Queries", len(pred.prompts))
         if pred.overlap:
-            st.caption("This task is small, so queries and demonstrations come from the same pairs (a query never appears in its own demos).")
+            st.caption(
+                "This task is small, so queries and demonstrations come from the same pairs (a query never appears in its own demos)."
+            )
         st.dataframe(pd.DataFrame(pred.table()), width="stretch", key="pred_table")
         st.subheader("Attention patterns")
         layer = st.slider("Layer", 0, lm.arch.n_layers - 1, min(lm.arch.n_layers - 1, lm.arch.n_layers * 2 // 3))
@@ -52,4 +65,7 @@ if widgets.require(ctx):
         if att is not None:
             circuits.show_attention(*att)
         with st.expander("Equivalent nnsight code (runnable script)"):
-            st.code(predict_script(lm.model_id, list(pred.prompts.clean[:3]), list(pred.prompts.targets[:3])), language="python")
+            st.code(
+                predict_script(lm.model_id, list(pred.prompts.clean[:3]), list(pred.prompts.targets[:3])),
+                language="python",
+            )

@@ -19,7 +19,11 @@ MODES = {state.STEER_LAST: "last", state.STEER_PROMPT: "prompt"}
 LAST, PROMPT = state.STEER_LAST, state.STEER_PROMPT
 GREEDY, SAMPLING = state.GREEDY, state.SAMPLING
 # the form's fields (copied into their persistent keys when Generate is pressed)
-FORM_KEYS = [k for k in state.DEFAULTS if k.startswith("steer_") and k not in ("steer_vector", "steer_vector_for", "steer_request")]
+FORM_KEYS = [
+    k
+    for k in state.DEFAULTS
+    if k.startswith("steer_") and k not in ("steer_vector", "steer_vector_for", "steer_request")
+]
 _field = state.form_field
 
 
@@ -72,8 +76,12 @@ def results_panel(
             f"Added per position: |coefficient| x ‖v‖ = {abs(coeff):g} x {v_norm:.2f} = **{abs(coeff) * v_norm:.1f}**, "
             f"that is **{scale:.2f} x** the typical residual norm at layer {layer} ({norms[layer]:.1f}, "
             "last token of your prompts)."
-            + (" The vector goes to the prompt's first positions, whose norms can be much larger "
-               "(the first token often carries a very large norm)." if mode == "prompt" else "")
+            + (
+                " The vector goes to the prompt's first positions, whose norms can be much larger "
+                "(the first token often carries a very large norm)."
+                if mode == "prompt"
+                else ""
+            )
         )
     for i, r in enumerate(results):
         box = st.container(border=True)
@@ -148,9 +156,15 @@ if widgets.require(ctx, task=False):
     if state.get("steer_vector") not in vectors:  # first visit or deleted: the newest
         state.set("steer_vector", max(names, key=lambda n: vectors[n].created))
     state.bound(
-        st, "selectbox", "Vector", names, key="steer_vector",
-        format_func=lambda n: f"{n}  ({vectors[n].method}, layer {vectors[n].layer}, "
-        f"{'x'.join(map(str, vectors[n].values.shape))}, {where[n]})",
+        st,
+        "selectbox",
+        "Vector",
+        names,
+        key="steer_vector",
+        format_func=lambda n: (
+            f"{n}  ({vectors[n].method}, layer {vectors[n].layer}, "
+            f"{'x'.join(map(str, vectors[n].values.shape))}, {where[n]})"
+        ),
     )
     name = state.get("steer_vector")
     vec = vectors[name]
@@ -165,30 +179,91 @@ if widgets.require(ctx, task=False):
         state.set("steer_mode", mode_options[0])
     st.caption(
         f"Made by **{vec.method}** for layer {vec.layer}; norm {vec.norm:.2f}"
-        + (f", {n_pos} positions (an activation-addition vector: it can only be added at the prompt's first positions)" if n_pos > 1 else "")
+        + (
+            f", {n_pos} positions (an activation-addition vector: it can only be added at the prompt's first positions)"
+            if n_pos > 1
+            else ""
+        )
         + "."
     )
 
     with st.form("steer_form"):
-        _field(st, "text_area", f"Prompts (one per line, at most {limits.MAX_PROMPTS})", key="steer_prompts", height=100)
+        _field(
+            st, "text_area", f"Prompts (one per line, at most {limits.MAX_PROMPTS})", key="steer_prompts", height=100
+        )
         c1, c2, c3 = st.columns([1, 1, 2])
-        _field(c1, "selectbox", "Layer", list(range(lm.arch.n_layers)), key="steer_layer", help="The output of this decoder block receives the vector. Default: the layer the vector was made for.")
-        _field(c2, "number_input", "Coefficient", -limits.MAX_ABS_COEFF, limits.MAX_ABS_COEFF, key="steer_coeff", step=0.5, help="The vector is multiplied by this before it is added; 0 reproduces the unsteered text.")
+        _field(
+            c1,
+            "selectbox",
+            "Layer",
+            list(range(lm.arch.n_layers)),
+            key="steer_layer",
+            help="The output of this decoder block receives the vector. Default: the layer the vector was made for.",
+        )
+        _field(
+            c2,
+            "number_input",
+            "Coefficient",
+            -limits.MAX_ABS_COEFF,
+            limits.MAX_ABS_COEFF,
+            key="steer_coeff",
+            step=0.5,
+            help="The vector is multiplied by this before it is added; 0 reproduces the unsteered text.",
+        )
         _field(c3, "radio", "Where the vector is added", mode_options, key="steer_mode")
         pictures = [st.container() for _ in mode_options]  # full width: the token labels need room
         first_prompt = next((p for p in state.get("steer_prompts").splitlines() if p.strip()), "")
-        prompt_tokens = [t for _, t in tokens(lm, first_prompt[: limits.MAX_PROMPT_CHARS])] if first_prompt else ["(prompt)"]
+        prompt_tokens = (
+            [t for _, t in tokens(lm, first_prompt[: limits.MAX_PROMPT_CHARS])] if first_prompt else ["(prompt)"]
+        )
         for col, label in zip(pictures, mode_options):
-            col.caption(f"**{label}**: " + ("the last prompt token on step 0, then each new token" if MODES[label] == "last" else f"the first {n_pos} prompt token(s), once; later tokens see them through the cache"))
-            col.plotly_chart(figures.steer_positions(prompt_tokens, MODES[label], n_pos), key=f"positions_{MODES[label]}", config={"displayModeBar": False})
+            col.caption(
+                f"**{label}**: "
+                + (
+                    "the last prompt token on step 0, then each new token"
+                    if MODES[label] == "last"
+                    else f"the first {n_pos} prompt token(s), once; later tokens see them through the cache"
+                )
+            )
+            col.plotly_chart(
+                figures.steer_positions(prompt_tokens, MODES[label], n_pos),
+                key=f"positions_{MODES[label]}",
+                config={"displayModeBar": False},
+            )
         st.markdown("**Decoding** (the same for both columns)")
         d = st.columns(7)
         _field(d[0], "radio", "Decoding", [GREEDY, SAMPLING], key="steer_decoding")
         _field(d[1], "number_input", "Max new tokens", 1, limits.MAX_NEW_TOKENS, key="steer_max_new")
-        _field(d[2], "number_input", "Temperature", 0.05, limits.MAX_TEMPERATURE, key="steer_temperature", step=0.1, help="Sampling only")
+        _field(
+            d[2],
+            "number_input",
+            "Temperature",
+            0.05,
+            limits.MAX_TEMPERATURE,
+            key="steer_temperature",
+            step=0.1,
+            help="Sampling only",
+        )
         _field(d[3], "number_input", "Top-p", 0.05, 1.0, key="steer_top_p", step=0.05, help="Sampling only")
-        _field(d[4], "number_input", "Repetition penalty", 0.1, limits.MAX_REPETITION_PENALTY, key="steer_rep_penalty", step=0.1, help="1 = none; greedy and sampling")
-        _field(d[5], "number_input", "Samples", 1, limits.MAX_SAMPLES, key="steer_samples", help="Per prompt, sampling only")
+        _field(
+            d[4],
+            "number_input",
+            "Repetition penalty",
+            0.1,
+            limits.MAX_REPETITION_PENALTY,
+            key="steer_rep_penalty",
+            step=0.1,
+            help="1 = none; greedy and sampling",
+        )
+        _field(
+            d[5],
+            "number_input",
+            "Samples",
+            1,
+            limits.MAX_SAMPLES,
+            key="steer_samples",
+            help="Per prompt, sampling only",
+        )
         _field(d[6], "number_input", "Seed", 0, 1_000_000, key="steer_seed")
         st.form_submit_button("Generate", type="primary", on_click=_commit)
 
@@ -196,7 +271,11 @@ if widgets.require(ctx, task=False):
         st.caption(f"Press **Generate** to steer with '{name}'.")
     elif state.get("steer_request") == name:
         prompts = tuple(p for p in state.get("steer_prompts").splitlines() if p.strip())
-        layer, coeff, mode = int(state.get("steer_layer")), float(state.get("steer_coeff")), MODES[state.get("steer_mode")]
+        layer, coeff, mode = (
+            int(state.get("steer_layer")),
+            float(state.get("steer_coeff")),
+            MODES[state.get("steer_mode")],
+        )
         max_new = int(state.get("steer_max_new"))
         decoding = Decoding(
             sample=state.get("steer_decoding") == SAMPLING,
@@ -209,8 +288,12 @@ if widgets.require(ctx, task=False):
         key = compute.digest(vec.values)
         results = running.run(
             "Generating",
-            lambda _progress: compute.steer_pair(ctx.spec, prompts, key, vec.values, layer, coeff, mode, max_new, decoding, lm, _progress),
+            lambda _progress: compute.steer_pair(
+                ctx.spec, prompts, key, vec.values, layer, coeff, mode, max_new, decoding, lm, _progress
+            ),
         )
         if results:
-            norms = running.run("Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, prompts, lm))
+            norms = running.run(
+                "Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, prompts, lm)
+            )
             results_panel(lm.model_id, name, vec, results, prompts, layer, coeff, mode, max_new, norms)

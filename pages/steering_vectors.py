@@ -24,7 +24,9 @@ _field, _commit = state.form_field, state.committer
 
 
 def _norms(ctx: widgets.Context, prompt: str) -> list[float] | None:
-    return running.run("Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, (prompt,), ctx.lm))
+    return running.run(
+        "Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, (prompt,), ctx.lm)
+    )
 
 
 def sweep_and_save(
@@ -56,7 +58,13 @@ def sweep_and_save(
         c3, c4, c5, c6 = st.columns(4)
         _field(c3, "text_input", f"Coefficients (at most {MAX_COEFFS})", key=f"{p}_coeffs")
         _field(c4, "number_input", "New tokens", 1, 40, key=f"{p}_max_new")
-        _field(c5, "text_input", "Target word", key=f"{p}_target", help="Scored as p(' word') at the first new token; leave empty to score keywords")
+        _field(
+            c5,
+            "text_input",
+            "Target word",
+            key=f"{p}_target",
+            help="Scored as p(' word') at the first new token; leave empty to score keywords",
+        )
         _field(c6, "text_input", "Keywords (comma separated)", key=f"{p}_keywords")
         st.form_submit_button("Run the sweep", on_click=_commit(keys, f"{p}_run"))
     if state.get(f"{p}_run"):
@@ -74,7 +82,19 @@ def sweep_and_save(
                 by_layer = tuple((l, compute.digest(values[l])) for l in layers)
                 res = running.run(
                     f"Sweeping {len(layers)} layers x {len(coeffs)} coefficients",
-                    lambda _progress: compute.steer_sweep(ctx.spec, state.get(f"{p}_prompt"), by_layer, values, coeffs, mode, int(state.get(f"{p}_max_new")), target, keywords, lm, _progress),
+                    lambda _progress: compute.steer_sweep(
+                        ctx.spec,
+                        state.get(f"{p}_prompt"),
+                        by_layer,
+                        values,
+                        coeffs,
+                        mode,
+                        int(state.get(f"{p}_max_new")),
+                        target,
+                        keywords,
+                        lm,
+                        _progress,
+                    ),
                 )
                 norms = res and _norms(ctx, res.prompt)
                 if res and norms:
@@ -90,14 +110,30 @@ def _show_sweep(res: SweepResult, norms: list[float], p: str) -> None:
     texts = [list(r) for r in res.texts]
     if res.scores is not None:
         st.plotly_chart(
-            figures.grid([list(r) for r in res.scores], cols, rows, f"{res.score_name} (unsteered: {res.baseline_score:.3f})", "layer", "coefficient", hover=texts),
+            figures.grid(
+                [list(r) for r in res.scores],
+                cols,
+                rows,
+                f"{res.score_name} (unsteered: {res.baseline_score:.3f})",
+                "layer",
+                "coefficient",
+                hover=texts,
+            ),
             key=f"{p}_grid",
         )
     st.caption(f"Unsteered: {res.prompt!r} → {res.baseline_text!r}".replace("`", "'"))
-    st.dataframe(pd.DataFrame(texts, index=rows, columns=cols).rename_axis("coefficient"), width="stretch", key=f"{p}_texts")
+    st.dataframe(
+        pd.DataFrame(texts, index=rows, columns=cols).rename_axis("coefficient"), width="stretch", key=f"{p}_texts"
+    )
     rel = res.relative_norms(norms)
-    st.caption("Added norm relative to the typical residual norm at each layer (|coefficient| x ‖v‖ / ‖residual‖, last token of the prompt):")
-    st.dataframe(pd.DataFrame(rel, index=rows, columns=cols).rename_axis("coefficient").style.format("{:.2f}"), width="stretch", key=f"{p}_rel")
+    st.caption(
+        "Added norm relative to the typical residual norm at each layer (|coefficient| x ‖v‖ / ‖residual‖, last token of the prompt):"
+    )
+    st.dataframe(
+        pd.DataFrame(rel, index=rows, columns=cols).rename_axis("coefficient").style.format("{:.2f}"),
+        width="stretch",
+        key=f"{p}_rel",
+    )
 
 
 # ---- the page ----------------------------------------------------------------------------------
@@ -129,15 +165,33 @@ if widgets.require(ctx, task=False):
             _field(c1, "text_input", "Positive prompt", key="sv_a_positive")
             _field(c2, "text_input", "Negative prompt", key="sv_a_negative")
             _field(c3, "selectbox", "Layer", list(range(lm.arch.n_layers)), key="sv_a_layer")
-            _field(c4, "number_input", "Coefficient", -limits.MAX_ABS_COEFF, limits.MAX_ABS_COEFF, key="sv_a_coeff", step=0.5, help="Suggested strength, saved with the vector")
+            _field(
+                c4,
+                "number_input",
+                "Coefficient",
+                -limits.MAX_ABS_COEFF,
+                limits.MAX_ABS_COEFF,
+                key="sv_a_coeff",
+                step=0.5,
+                help="Suggested strength, saved with the vector",
+            )
             st.form_submit_button("Build the vector", type="primary", on_click=_commit(keys, "sv_a_built"))
         if state.get("sv_a_built"):
-            pos, neg, layer, coeff = state.get("sv_a_positive"), state.get("sv_a_negative"), int(state.get("sv_a_layer")), float(state.get("sv_a_coeff"))
-            built = running.run("Running both prompts", lambda _progress: compute.actadd(ctx.spec, pos, neg, (layer,), lm))
+            pos, neg, layer, coeff = (
+                state.get("sv_a_positive"),
+                state.get("sv_a_negative"),
+                int(state.get("sv_a_layer")),
+                float(state.get("sv_a_coeff")),
+            )
+            built = running.run(
+                "Running both prompts", lambda _progress: compute.actadd(ctx.spec, pos, neg, (layer,), lm)
+            )
             if built:
                 values, aligned = built[0][layer], built[1]
                 vec = steering_vectors.make_actadd_vector(lm.model_id, pos, neg, layer, values, aligned, coeff)
-                st.markdown("**The two prompts, aligned** (the shorter is padded at the end with spaces, as in the paper)")
+                st.markdown(
+                    "**The two prompts, aligned** (the shorter is padded at the end with spaces, as in the paper)"
+                )
                 table = pd.DataFrame(
                     {
                         "position": range(len(aligned)),
@@ -171,10 +225,18 @@ if widgets.require(ctx, task=False):
         source = state.bound(st, "radio", "Pairs", [TYPED, UPLOAD], key="sv_c_source", horizontal=True)
         with st.form("sv_c_form"):
             if source == TYPED:
-                _field(st, "text_area", f"One pair per line: `positive | negative` (at most {limits.MAX_CAA_PAIRS})", key="sv_c_text", height=180)
+                _field(
+                    st,
+                    "text_area",
+                    f"One pair per line: `positive | negative` (at most {limits.MAX_CAA_PAIRS})",
+                    key="sv_c_text",
+                    height=180,
+                )
                 upload = None
             else:
-                upload = st.file_uploader("CSV (positive,negative columns), JSON or text", type=["csv", "json", "txt"], key="sv_c_upload")
+                upload = st.file_uploader(
+                    "CSV (positive,negative columns), JSON or text", type=["csv", "json", "txt"], key="sv_c_upload"
+                )
             built = st.form_submit_button("Build per-layer vectors", type="primary", on_click=_commit(["sv_c_text"]))
         if built:
             try:
@@ -188,7 +250,10 @@ if widgets.require(ctx, task=False):
                 st.error(str(exc))
         pairs = state.get("sv_c_pairs")
         if pairs:
-            caa = running.run(f"Reading {len(pairs)} pairs at every layer", lambda _progress: compute.caa(ctx.spec, pairs, lm, _progress))
+            caa = running.run(
+                f"Reading {len(pairs)} pairs at every layer",
+                lambda _progress: compute.caa(ctx.spec, pairs, lm, _progress),
+            )
             if caa is not None:
                 st.caption(f"{len(pairs)} pairs; first: {pairs[0][0]!r} vs {pairs[0][1]!r}.".replace("`", "'"))
                 if state.get("sv_c_layer") is None or state.get("sv_c_layer") >= lm.arch.n_layers:
@@ -197,10 +262,22 @@ if widgets.require(ctx, task=False):
                 v_norms = steering_vectors.row_norms(caa)
                 layer = state.bound(st, "slider", "Layer of the vector", 0, lm.arch.n_layers - 1, key="sv_c_layer")
                 left, right = st.columns(2)
-                left.plotly_chart(figures.layer_profile({"‖v‖": v_norms}, "CAA vector norm per layer", "norm", layer), key="sv_c_norms")
+                left.plotly_chart(
+                    figures.layer_profile({"‖v‖": v_norms}, "CAA vector norm per layer", "norm", layer),
+                    key="sv_c_norms",
+                )
                 if norms:
                     right.plotly_chart(
-                        figures.layer_profile({"‖v‖ / ‖residual‖": [steering_vectors.relative_norm(1.0, v, n) for v, n in zip(v_norms, norms)]}, "Relative to the typical residual norm", "ratio", layer),
+                        figures.layer_profile(
+                            {
+                                "‖v‖ / ‖residual‖": [
+                                    steering_vectors.relative_norm(1.0, v, n) for v, n in zip(v_norms, norms)
+                                ]
+                            },
+                            "Relative to the typical residual norm",
+                            "ratio",
+                            layer,
+                        ),
                         key="sv_c_rel",
                     )
                 vec = steering_vectors.make_caa_vector(lm.model_id, pairs, layer, caa)

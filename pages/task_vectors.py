@@ -20,9 +20,12 @@ ctx = sidebar.context()
 if widgets.require(ctx):
     lm, task, settings = ctx.lm, ctx.task, ctx.settings
     n_eval = st.slider("Zero-shot queries to evaluate", 5, 100, 50)
-    wb = running.run("Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress))
+    wb = running.run(
+        "Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress)
+    )
     res = wb and running.run(
-        "Adding the h-vector at every layer", lambda _progress: compute.hvector_sweep(ctx.spec, task, settings, n_eval, lm, _progress)
+        "Adding the h-vector at every layer",
+        lambda _progress: compute.hvector_sweep(ctx.spec, task, settings, n_eval, lm, _progress),
     )
     if res:
         best = res.best_layer
@@ -39,7 +42,9 @@ if widgets.require(ctx):
             key="hvector_sweep",
         )
         if res.overlap:
-            st.caption("The task is small, so the evaluation queries overlap the prompts the h-vector was averaged over.")
+            st.caption(
+                "The task is small, so the evaluation queries overlap the prompts the h-vector was averaged over."
+            )
         st.caption(
             f"The h-vector is the mean over {len(wb.prompts)} in-context prompts ({settings.n_shots} shots); "
             f"evaluation uses held-out queries. Layer choice: the peak layer is usually in the middle of the network."

@@ -105,7 +105,12 @@ if widgets.require(ctx, task=False):
         left, right = st.columns(2)
         if decoded:
             left.plotly_chart(
-                figures.bars([t for t, _ in decoded], [s for _, s in decoded], "Tokens the vector promotes" + (" (mean over positions)" if vec.values.dim() == 2 else ""), "logit"),
+                figures.bars(
+                    [t for t, _ in decoded],
+                    [s for _, s in decoded],
+                    "Tokens the vector promotes" + (" (mean over positions)" if vec.values.dim() == 2 else ""),
+                    "logit",
+                ),
                 key="lib_decode",
             )
         with right:
@@ -128,16 +133,28 @@ if widgets.require(ctx, task=False):
             mode = "prompt" if vec.values.dim() == 2 else "last"
             coeff = steering_vectors.default_coeff(vec)
             layer = max(0, min(vec.layer, lm.arch.n_layers - 1))
-            st.caption(f"A runnable script (greedy, coefficient {coeff:g}, layer {layer}); save the vector next to it as `{name}.safetensors`.")
+            st.caption(
+                f"A runnable script (greedy, coefficient {coeff:g}, layer {layer}); save the vector next to it as `{name}.safetensors`."
+            )
             try:
                 st.code(
-                    export_script(lm.model_id, f"{name}.safetensors", layer, coeff, mode, "When you think of Netherlands, you usually think of", 30),
+                    export_script(
+                        lm.model_id,
+                        f"{name}.safetensors",
+                        layer,
+                        coeff,
+                        mode,
+                        "When you think of Netherlands, you usually think of",
+                        30,
+                    ),
                     language="python",
                 )
             except UserInputError as exc:
                 st.error(str(exc))
-            st.caption("Or from a notebook: `from core.vectors import Library, default_library_dir; "
-                       f"vec = Library(default_library_dir()).load({lm.model_id!r}, {name!r})`.")
+            st.caption(
+                "Or from a notebook: `from core.vectors import Library, default_library_dir; "
+                f"vec = Library(default_library_dir()).load({lm.model_id!r}, {name!r})`."
+            )
 
         st.subheader("Compare")
         if state.get("lib_compare") is None or not set(state.get("lib_compare")) <= set(names):
@@ -147,11 +164,15 @@ if widgets.require(ctx, task=False):
             sims = cosine_matrix([vectors[n] for n in chosen])
             st.plotly_chart(figures.matrix(sims.tolist(), chosen, "Cosine similarity"), key="lib_cosine")
             if sims.isnan().any():
-                st.caption("Blank cells: the two vectors have different shapes (e.g. a multi-position activation-addition vector vs a one-position vector).")
+                st.caption(
+                    "Blank cells: the two vectors have different shapes (e.g. a multi-position activation-addition vector vs a one-position vector)."
+                )
 
         st.subheader("Combine")
-        st.caption(f"Names, numbers, `+`, `-`, `*` and parentheses. Available: {', '.join(f'`{n}`' for n in names)}. "
-                   "The result keeps the first vector's layer.")
+        st.caption(
+            f"Names, numbers, `+`, `-`, `*` and parentheses. Available: {', '.join(f'`{n}`' for n in names)}. "
+            "The result keeps the first vector's layer."
+        )
         with st.form("lib_combine"):
             c1, c2 = st.columns([3, 1])
             expression = c1.text_input("Expression", placeholder="a + b - c", key="lib_expression")
@@ -170,7 +191,9 @@ if widgets.require(ctx, task=False):
             if len(data) > limits.MAX_UPLOAD_BYTES * 8:
                 raise UserInputError(f"{upload.name} is too large to be a vector file.")
             vec = from_bytes(data, expect_model=lm.model_id, expect_d_model=lm.arch.d_model, source=upload.name)
-            st.success(f"{upload.name}: a valid {vec.method} vector '{vec.name}' for layer {vec.layer}, norm {vec.norm:.2f}.")
+            st.success(
+                f"{upload.name}: a valid {vec.method} vector '{vec.name}' for layer {vec.layer}, norm {vec.norm:.2f}."
+            )
             with st.form("lib_add_upload"):
                 up_name = st.text_input("Save as", value=vec.name, key="lib_upload_name")
                 if st.form_submit_button("Add to the library"):

@@ -78,9 +78,19 @@ def streamlit_app(data_dir: Path, log_path: Path, timeout: float = 120.0) -> Ite
     port = free_port()
     env = dict(os.environ, FV_STUDIO_DATA=str(data_dir), PYTHONUNBUFFERED="1")
     cmd = [
-        sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "dashboard/app.py",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
     ]
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
@@ -91,7 +101,9 @@ def streamlit_app(data_dir: Path, log_path: Path, timeout: float = 120.0) -> Ite
                 if proc.poll() is not None:
                     raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not answer on {url} within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"streamlit did not answer on {url} within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}"
+                    )
                 time.sleep(0.5)
             yield url
         finally:
@@ -128,8 +140,14 @@ def _count(page: Any, selector: str) -> int:
         return 0
 
 
-def settle(page: Any, ready: Callable[[], Any] | None = None, timeout: float = LOAD_S, quiet: float = 2.0,
-           what: str = "the page", on_busy: Callable[[], None] | None = None) -> None:
+def settle(
+    page: Any,
+    ready: Callable[[], Any] | None = None,
+    timeout: float = LOAD_S,
+    quiet: float = 2.0,
+    what: str = "the page",
+    on_busy: Callable[[], None] | None = None,
+) -> None:
     """Wait until ``ready()`` holds and then nothing has been busy for ``quiet`` seconds in a row.
 
     ``on_busy`` is called on each poll that sees something busy (e.g. to record a progress bar).
@@ -166,10 +184,15 @@ def settle(page: Any, ready: Callable[[], Any] | None = None, timeout: float = L
 
 def describe_busy(page: Any) -> str:
     try:
-        return ", ".join(page.locator(BUSY).evaluate_all(
-            "els => els.map(e => (e.getAttribute('data-testid') || e.tagName) + (e.getAttribute('data-stale') ? ' stale' : '')"
-            " + ': ' + (e.innerText || '').slice(0, 80).replace(/\\s+/g, ' '))"
-        )) or "nothing"
+        return (
+            ", ".join(
+                page.locator(BUSY).evaluate_all(
+                    "els => els.map(e => (e.getAttribute('data-testid') || e.tagName) + (e.getAttribute('data-stale') ? ' stale' : '')"
+                    " + ': ' + (e.innerText || '').slice(0, 80).replace(/\\s+/g, ' '))"
+                )
+            )
+            or "nothing"
+        )
     except Exception as exc:
         return f"(could not read: {exc})"
 
@@ -184,7 +207,9 @@ def failure_shot(page: Any, what: str) -> None:
         pass
 
 
-def goto(page: Any, url: str, name: str, ready: Callable[[], Any] | None = None, timeout: float = LOAD_S, **kw: Any) -> None:
+def goto(
+    page: Any, url: str, name: str, ready: Callable[[], Any] | None = None, timeout: float = LOAD_S, **kw: Any
+) -> None:
     """Open one of the app's pages by URL and wait until it has finished."""
     path, title = PAGES[name]
     page.goto(f"{url}/{path}")

@@ -37,9 +37,7 @@ def tiny_config(family: str):
     if family == "gpt2":
         return GPT2Config(n_layer=N_LAYERS, n_embd=D_MODEL, n_head=N_HEADS, vocab_size=D_VOCAB, **special)
     if family == "gptj":
-        return GPTJConfig(
-            n_layer=N_LAYERS, n_embd=D_MODEL, n_head=N_HEADS, rotary_dim=8, vocab_size=D_VOCAB, **special
-        )
+        return GPTJConfig(n_layer=N_LAYERS, n_embd=D_MODEL, n_head=N_HEADS, rotary_dim=8, vocab_size=D_VOCAB, **special)
     if family == "gpt_neox":
         return GPTNeoXConfig(
             num_hidden_layers=N_LAYERS,

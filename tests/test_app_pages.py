@@ -12,9 +12,6 @@ from dashboard.state import CONTEXT
 pytestmark = pytest.mark.slow
 
 
-
-
-
 def test_model_page_typed_examples(tmp_path, monkeypatch):
     at = _app(tmp_path, monkeypatch)
     assert not at.exception
@@ -67,10 +64,49 @@ def test_attribution_and_function_vector_pages(tmp_path, monkeypatch):
 
 
 ADJECTIVES = "\n".join(
-    f"{a} -> {a}er" for a in ("tall", "short", "fast", "slow", "small", "old", "young", "cold", "warm", "dark",
-    "light", "long", "high", "low", "deep", "rich", "poor", "soft", "hard", "loud", "quick", "sharp", "thick",
-    "thin", "clean", "clear", "cheap", "bright", "fresh", "great", "kind", "near", "neat", "plain", "proud",
-    "quiet", "rough", "smart", "strong", "sweet")
+    f"{a} -> {a}er"
+    for a in (
+        "tall",
+        "short",
+        "fast",
+        "slow",
+        "small",
+        "old",
+        "young",
+        "cold",
+        "warm",
+        "dark",
+        "light",
+        "long",
+        "high",
+        "low",
+        "deep",
+        "rich",
+        "poor",
+        "soft",
+        "hard",
+        "loud",
+        "quick",
+        "sharp",
+        "thick",
+        "thin",
+        "clean",
+        "clear",
+        "cheap",
+        "bright",
+        "fresh",
+        "great",
+        "kind",
+        "near",
+        "neat",
+        "plain",
+        "proud",
+        "quiet",
+        "rough",
+        "smart",
+        "strong",
+        "sweet",
+    )
 )  # 40 examples
 
 

@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from app_helpers import button as _button
 from app_helpers import errors as _errors
 from app_helpers import frame as _frame
 from app_helpers import start as _app
+from streamlit.testing.v1 import AppTest
+
 from core.models import DEFAULT_MODEL
 from core.vectors import Library
 
@@ -26,10 +26,6 @@ pytestmark = pytest.mark.slow
 def _library_folder(data: Path) -> Path:
     """Where the app saves the default model's vectors, with FV_STUDIO_DATA set to ``data``."""
     return Library(data / "vectors").folder(DEFAULT_MODEL)
-
-
-
-
 
 
 def _outputs(at: AppTest) -> list[str]:
@@ -147,7 +143,9 @@ def test_build_save_steer_and_library(tmp_path, monkeypatch):
     assert any("Saved 'half_love'" in s.value for s in at.success)
     assert "half_love" in set(_frame(at, "method")["name"])
 
-    at.file_uploader(key="lib_upload").set_value(("notes.safetensors", b"just some text", "application/octet-stream")).run()
+    at.file_uploader(key="lib_upload").set_value(
+        ("notes.safetensors", b"just some text", "application/octet-stream")
+    ).run()
     assert not at.exception
     assert any("not a safetensors vector file" in e for e in _errors(at))
     # a real vector file for another model is refused with the reason

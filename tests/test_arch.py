@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import D_MODEL, D_VOCAB, N_HEADS, N_LAYERS
 
 from core import arch as A
 from core.errors import ModelLoadError
 from core.inference import encode
-
-from conftest import D_MODEL, D_VOCAB, N_HEADS, N_LAYERS
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -19,16 +19,16 @@ import pickle
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
-
 from app_helpers import button as _button
 from app_helpers import errors as _errors
 from app_helpers import frame as _frame
 from app_helpers import start as _app
+
 from core import limits
 from core.errors import UserInputError
 from core.models import DEFAULT_MODEL
@@ -36,7 +36,10 @@ from core.vectors import Vector, combine, from_bytes, to_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 D_MODEL = 576  # SmolLM2-135M's residual width
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89" + bytes(64)
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    + bytes(64)
+)
 GOOD_TASK = "cat -> cats\ndog -> dogs\nbox -> boxes\ncar -> cars\ntree -> trees\nbird -> birds"
 
 
@@ -73,8 +76,22 @@ def files(tmp_path_factory) -> Path:
     return d
 
 
-FILES = sorted(["empty.txt", "one.txt", "nosep.txt", "many.txt", "latin1.txt", "binary.txt", "image.csv", "nocols.csv",
-                "pickle.safetensors", "image.safetensors", "other.safetensors", "narrow.safetensors"])
+FILES = sorted(
+    [
+        "empty.txt",
+        "one.txt",
+        "nosep.txt",
+        "many.txt",
+        "latin1.txt",
+        "binary.txt",
+        "image.csv",
+        "nocols.csv",
+        "pickle.safetensors",
+        "image.safetensors",
+        "other.safetensors",
+        "narrow.safetensors",
+    ]
+)
 
 
 def _cli(args: list[str], files: Path) -> subprocess.CompletedProcess:
@@ -97,26 +114,70 @@ CLI_CASES = [
     ("empty-examples", ["predict", "--task-file", "{d}/empty.txt"], "No examples given"),
     ("one-example", ["predict", "--task-file", "{d}/one.txt"], "Only one example"),
     ("no-separator", ["predict", "--task-file", "{d}/nosep.txt"], "Line 2 ('big small') has no separator"),
-    ("5000-lines", ["predict", "--task-file", "{d}/many.txt"], f"Too many lines: 5000 (the limit is {limits.MAX_PAIRS}"),
+    (
+        "5000-lines",
+        ["predict", "--task-file", "{d}/many.txt"],
+        f"Too many lines: 5000 (the limit is {limits.MAX_PAIRS}",
+    ),
     ("non-utf8", ["predict", "--task-file", "{d}/latin1.txt"], "latin1.txt is not UTF-8 text"),
     ("binary", ["predict", "--task-file", "{d}/binary.txt"], "looks like a binary file"),
     ("image-as-csv", ["attribution", "--task-file", "{d}/image.csv"], "image.csv is not UTF-8 text"),
-    ("csv-without-columns", ["predict", "--task-file", "{d}/nocols.csv"], "needs a header with 'input' and 'output' columns (found: word, opposite)"),
+    (
+        "csv-without-columns",
+        ["predict", "--task-file", "{d}/nocols.csv"],
+        "needs a header with 'input' and 'output' columns (found: word, opposite)",
+    ),
     ("missing-file", ["predict", "--task-file", "{d}/nowhere.json"], "Cannot read task file"),
     ("unknown-task", ["predict", "--task", "telepathy"], "Unknown task 'telepathy'"),
-    ("vector-pickle", ["steer", "--prompt", "Hi", "--vector", "{d}/pickle.safetensors"], "is not a safetensors vector file"),
-    ("vector-png", ["steer", "--prompt", "Hi", "--vector", "{d}/image.safetensors"], "is not a safetensors vector file"),
-    ("vector-other-model", ["steer", "--prompt", "Hi", "--vector", "{d}/other.safetensors"], "was made for model 'other'"),
-    ("coeff-nan", ["steer", "--prompt", "Hi", "--positive", "Love", "--negative", "Hate", "--coeff", "nan"], "--coeff: must be a finite number"),
+    (
+        "vector-pickle",
+        ["steer", "--prompt", "Hi", "--vector", "{d}/pickle.safetensors"],
+        "is not a safetensors vector file",
+    ),
+    (
+        "vector-png",
+        ["steer", "--prompt", "Hi", "--vector", "{d}/image.safetensors"],
+        "is not a safetensors vector file",
+    ),
+    (
+        "vector-other-model",
+        ["steer", "--prompt", "Hi", "--vector", "{d}/other.safetensors"],
+        "was made for model 'other'",
+    ),
+    (
+        "coeff-nan",
+        ["steer", "--prompt", "Hi", "--positive", "Love", "--negative", "Hate", "--coeff", "nan"],
+        "--coeff: must be a finite number",
+    ),
     ("coeff-inf", ["fv", "--task", "antonym", "--coeff", "inf"], "--coeff: must be a finite number"),
-    ("coeff-huge", ["steer", "--prompt", "Hi", "--positive", "Love", "--negative", "Hate", "--coeff", "1e9"], f"between -{limits.MAX_ABS_COEFF:g} and {limits.MAX_ABS_COEFF:g}"),
+    (
+        "coeff-huge",
+        ["steer", "--prompt", "Hi", "--positive", "Love", "--negative", "Hate", "--coeff", "1e9"],
+        f"between -{limits.MAX_ABS_COEFF:g} and {limits.MAX_ABS_COEFF:g}",
+    ),
     ("fv-coeff-huge", ["fv", "--task", "antonym", "--coeff=-1e9"], "is too large"),
     ("zero-heads", ["fv", "--task", "antonym", "--head-list", ""], "No heads selected"),
     ("bad-head", ["fv", "--task", "antonym", "--head-list", "20"], "'20' is not a head"),
-    ("layer-not-a-number", ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--layer", "six"], "--layer must be an integer"),
-    ("max-new-tokens", ["steer", "--prompt", "Hi", "--positive", "Love", "--negative", "Hate", "--max-new-tokens", "100000"], f"from 1 to {limits.MAX_NEW_TOKENS} (got 100000)"),
-    ("max-new-tokens-text", ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--max-new-tokens", "lots"], "--max-new-tokens: invalid int value"),
-    ("long-prompt", ["steer", "--prompt", LONG_PROMPT, "--positive", "Love", "--negative", "Hate"], f"{len(LONG_PROMPT)} characters; the limit is {limits.MAX_PROMPT_CHARS}"),
+    (
+        "layer-not-a-number",
+        ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--layer", "six"],
+        "--layer must be an integer",
+    ),
+    (
+        "max-new-tokens",
+        ["steer", "--prompt", "Hi", "--positive", "Love", "--negative", "Hate", "--max-new-tokens", "100000"],
+        f"from 1 to {limits.MAX_NEW_TOKENS} (got 100000)",
+    ),
+    (
+        "max-new-tokens-text",
+        ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--max-new-tokens", "lots"],
+        "--max-new-tokens: invalid int value",
+    ),
+    (
+        "long-prompt",
+        ["steer", "--prompt", LONG_PROMPT, "--positive", "Love", "--negative", "Hate"],
+        f"{len(LONG_PROMPT)} characters; the limit is {limits.MAX_PROMPT_CHARS}",
+    ),
     ("empty-prompt", ["steer", "--prompt", "  ", "--positive", "Love", "--negative", "Hate"], "The prompt is empty"),
     ("no-vector", ["steer", "--prompt", "Hi"], "Give --vector FILE, or both --positive TEXT and --negative TEXT"),
     ("both-tasks", ["predict", "--task", "antonym", "--task-file", "{d}/one.txt"], "Give exactly one of --task"),
@@ -125,21 +186,76 @@ CLI_CASES = [
     # files that cannot be read or written: found before any model loads (where a case names
     # a model that cannot load, the file's message shows it was checked first)
     ("task-file-is-a-folder", ["predict", "--task-file", "{d}"], "Cannot read task file"),
-    ("vector-missing", ["steer", "--prompt", "Hi", "--vector", "{d}/nowhere.safetensors"], "Cannot read --vector {d}/nowhere.safetensors: No such file"),
+    (
+        "vector-missing",
+        ["steer", "--prompt", "Hi", "--vector", "{d}/nowhere.safetensors"],
+        "Cannot read --vector {d}/nowhere.safetensors: No such file",
+    ),
     ("vector-is-a-folder", ["steer", "--prompt", "Hi", "--vector", "{d}"], "Cannot read --vector {d}: it is a folder"),
-    ("vector-under-a-file", ["steer", "--prompt", "Hi", "--vector", "{d}/one.txt/v.safetensors"], "a part of the path is not a folder"),
-    ("out-missing-folder", ["info", "--model", "no-such/model", "--out", "{d}/missing/out.json"], "Cannot write --out {d}/missing/out.json: the folder {d}/missing does not exist"),
-    ("out-is-a-folder", ["predict", "--task", "antonym", "--model", "no-such/model", "--out", "{d}"], "Cannot write --out {d}: it is a folder"),
-    ("out-under-a-file", ["info", "--model", "no-such/model", "--out", "{d}/one.txt/out.json"], "{d}/one.txt is not a folder"),
-    ("save-name-with-space", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/my vec.safetensors"], "--save {d}/my vec.safetensors: the vector is named after the file. Invalid vector name 'my vec'"),
-    ("save-name-too-long", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/" + "v" * 65 + ".safetensors"], "Invalid vector name"),
-    ("save-missing-folder", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/missing/fv.safetensors"], "Cannot write --save {d}/missing/fv.safetensors: the folder {d}/missing does not exist"),
-    ("save-as-json", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/fv.json"], "'fv.json' ends in .json"),
-    ("save-onto-out", ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/fv.safetensors", "--out", "{d}/fv.json"], "would write the same file"),
+    (
+        "vector-under-a-file",
+        ["steer", "--prompt", "Hi", "--vector", "{d}/one.txt/v.safetensors"],
+        "a part of the path is not a folder",
+    ),
+    (
+        "out-missing-folder",
+        ["info", "--model", "no-such/model", "--out", "{d}/missing/out.json"],
+        "Cannot write --out {d}/missing/out.json: the folder {d}/missing does not exist",
+    ),
+    (
+        "out-is-a-folder",
+        ["predict", "--task", "antonym", "--model", "no-such/model", "--out", "{d}"],
+        "Cannot write --out {d}: it is a folder",
+    ),
+    (
+        "out-under-a-file",
+        ["info", "--model", "no-such/model", "--out", "{d}/one.txt/out.json"],
+        "{d}/one.txt is not a folder",
+    ),
+    (
+        "save-name-with-space",
+        ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/my vec.safetensors"],
+        "--save {d}/my vec.safetensors: the vector is named after the file. Invalid vector name 'my vec'",
+    ),
+    (
+        "save-name-too-long",
+        ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/" + "v" * 65 + ".safetensors"],
+        "Invalid vector name",
+    ),
+    (
+        "save-missing-folder",
+        ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/missing/fv.safetensors"],
+        "Cannot write --save {d}/missing/fv.safetensors: the folder {d}/missing does not exist",
+    ),
+    (
+        "save-as-json",
+        ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/fv.json"],
+        "'fv.json' ends in .json",
+    ),
+    (
+        "save-onto-out",
+        ["fv", "--task", "antonym", "--model", "no-such/model", "--save", "{d}/fv.safetensors", "--out", "{d}/fv.json"],
+        "would write the same file",
+    ),
     # these load the default model (the check needs its width or its number of layers and heads)
-    pytest.param("vector-wrong-width", ["steer", "--prompt", "Hi", "--vector", "{d}/narrow.safetensors"], f"has width 64, but the loaded model's residual stream has width {D_MODEL}", marks=pytest.mark.slow),
-    pytest.param("layer-out-of-range", ["steer", "--prompt", "Hi", "--positive", "Love", "--negative", "Hate", "--layer", "99"], "Layer 99 is out of range", marks=pytest.mark.slow),
-    pytest.param("head-out-of-range", ["fv", "--task", "antonym", "--head-list", "99.0", "--layer", "99"], "Head 99.0 is out of range", marks=pytest.mark.slow),
+    pytest.param(
+        "vector-wrong-width",
+        ["steer", "--prompt", "Hi", "--vector", "{d}/narrow.safetensors"],
+        f"has width 64, but the loaded model's residual stream has width {D_MODEL}",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        "layer-out-of-range",
+        ["steer", "--prompt", "Hi", "--positive", "Love", "--negative", "Hate", "--layer", "99"],
+        "Layer 99 is out of range",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        "head-out-of-range",
+        ["fv", "--task", "antonym", "--head-list", "99.0", "--layer", "99"],
+        "Head 99.0 is out of range",
+        marks=pytest.mark.slow,
+    ),
 ]
 
 
@@ -188,10 +304,20 @@ def test_cli_rejects(name, argv, expected, files, offline, capsys):
 
 # one case of each kind through a real `python -m core` process: the exit status and the
 # whole of stderr as a user sees them (no warnings, progress bars or tracebacks around the line)
-SUBPROCESS_CASES = ["5000-lines", "coeff-nan", "vector-png", "max-new-tokens", "unknown-model", "save-name-with-space", "layer-out-of-range"]
+SUBPROCESS_CASES = [
+    "5000-lines",
+    "coeff-nan",
+    "vector-png",
+    "max-new-tokens",
+    "unknown-model",
+    "save-name-with-space",
+    "layer-out-of-range",
+]
 
 
-@pytest.mark.parametrize(("name", "argv", "expected"), [_param(c) for c in CLI_CASES if _param(c).id in SUBPROCESS_CASES])
+@pytest.mark.parametrize(
+    ("name", "argv", "expected"), [_param(c) for c in CLI_CASES if _param(c).id in SUBPROCESS_CASES]
+)
 def test_cli_process_rejects(name, argv, expected, files):
     proc = _cli(argv, files)
     _check_cli_error(proc.returncode, proc.stdout, proc.stderr, expected, files)
@@ -200,10 +326,30 @@ def test_cli_process_rejects(name, argv, expected, files):
 # (limit, a value no message would contain by chance, argv one past it, the message): each
 # limit is set to the odd value, so the number in the message can only come from core.limits
 LIMIT_CASES = [
-    ("MAX_PAIRS", 37, lambda d, n: ["predict", "--task-file", _lines(d, n + 1)], "Too many lines: 38 (the limit is 37 pairs)"),
-    ("MAX_PROMPT_CHARS", 123, lambda d, n: ["steer", "--prompt", "x" * (n + 1), "--positive", "a", "--negative", "b"], "The prompt has 124 characters; the limit is 123"),
-    ("MAX_NEW_TOKENS", 17, lambda d, n: ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--max-new-tokens", str(n + 1)], "from 1 to 17 (got 18)"),
-    ("MAX_ABS_COEFF", 7.25, lambda d, n: ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--coeff", str(n + 0.5)], "between -7.25 and 7.25"),
+    (
+        "MAX_PAIRS",
+        37,
+        lambda d, n: ["predict", "--task-file", _lines(d, n + 1)],
+        "Too many lines: 38 (the limit is 37 pairs)",
+    ),
+    (
+        "MAX_PROMPT_CHARS",
+        123,
+        lambda d, n: ["steer", "--prompt", "x" * (n + 1), "--positive", "a", "--negative", "b"],
+        "The prompt has 124 characters; the limit is 123",
+    ),
+    (
+        "MAX_NEW_TOKENS",
+        17,
+        lambda d, n: ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--max-new-tokens", str(n + 1)],
+        "from 1 to 17 (got 18)",
+    ),
+    (
+        "MAX_ABS_COEFF",
+        7.25,
+        lambda d, n: ["steer", "--prompt", "Hi", "--positive", "a", "--negative", "b", "--coeff", str(n + 0.5)],
+        "between -7.25 and 7.25",
+    ),
 ]
 
 
@@ -232,10 +378,6 @@ def test_cli_messages_name_the_limits(limit, value, argv, expected, tmp_path, of
 # =============================================================================================
 # 2. The dashboard: a clear st.error, no exception, and the session still works
 # =============================================================================================
-
-
-
-
 
 
 def _shows_error(at, *fragments: str) -> str:
@@ -293,10 +435,16 @@ def test_app_task_examples(tmp_path, monkeypatch):
     at.sidebar.radio(key="task_source").set_value("Upload a file").run()
     assert any("Upload a file" in i.value for i in at.sidebar.info)
     bad_uploads = [
-        (("pairs.txt", "café -> coffee\nthé -> tea\n".encode("latin-1"), "text/plain"), ("pairs.txt is not UTF-8 text",)),
+        (
+            ("pairs.txt", "café -> coffee\nthé -> tea\n".encode("latin-1"), "text/plain"),
+            ("pairs.txt is not UTF-8 text",),
+        ),
         (("pairs.txt", b"hot -> cold\x00\x00\nbig -> small\n", "text/plain"), ("looks like a binary file",)),
         (("photo.csv", PNG, "text/csv"), ("photo.csv is not UTF-8 text",)),
-        (("pairs.csv", b"word,opposite\nhot,cold\nbig,small\n", "text/csv"), ("'input' and 'output' columns", "word, opposite")),
+        (
+            ("pairs.csv", b"word,opposite\nhot,cold\nbig,small\n", "text/csv"),
+            ("'input' and 'output' columns", "word, opposite"),
+        ),
         (("pairs.json", b'{"hot": "cold"}', "application/json"), ("expected a JSON list",)),
         (("pairs.json", b"[1, 2]", "application/json"), ("item 1 is not an object",)),
     ]
@@ -447,7 +595,12 @@ def test_app_sweep_coefficients_text(tmp_path, monkeypatch):
     assert not at.exception and not _errors(at), _errors(at)
     at.multiselect(key="_w_sv_a_sweep_layers").set_value([6])
     at.number_input(key="_w_sv_a_sweep_max_new").set_value(2)
-    for text, fragments in (("nan", ("finite number",)), ("1, 1e9", ("is too large",)), ("inf", ("finite number",)), ("1, two", ("Coefficients must be numbers",))):
+    for text, fragments in (
+        ("nan", ("finite number",)),
+        ("1, 1e9", ("is too large",)),
+        ("inf", ("finite number",)),
+        ("1, two", ("Coefficients must be numbers",)),
+    ):
         at.text_input(key="_w_sv_a_sweep_coeffs").set_value(text)
         _button(at, "Run the sweep").click().run()
         _shows_error(at, *fragments)
@@ -465,15 +618,26 @@ def test_app_vector_uploads(tmp_path, monkeypatch):
     at.run()
     assert not at.exception and not _errors(at)
     cases = [
-        (("fv.safetensors", _pickled_vector(), "application/octet-stream"), ("fv.safetensors is not a safetensors vector file",)),
+        (
+            ("fv.safetensors", _pickled_vector(), "application/octet-stream"),
+            ("fv.safetensors is not a safetensors vector file",),
+        ),
         (("cat.safetensors", PNG, "application/octet-stream"), ("cat.safetensors is not a safetensors vector file",)),
-        (("other.safetensors", to_bytes(_vector(model_id="other")), "application/octet-stream"), ("made for model 'other'",)),
-        (("narrow.safetensors", to_bytes(_vector(width=64)), "application/octet-stream"), ("has width 64", str(D_MODEL))),
+        (
+            ("other.safetensors", to_bytes(_vector(model_id="other")), "application/octet-stream"),
+            ("made for model 'other'",),
+        ),
+        (
+            ("narrow.safetensors", to_bytes(_vector(width=64)), "application/octet-stream"),
+            ("has width 64", str(D_MODEL)),
+        ),
     ]
     for upload, fragments in cases:
         at.file_uploader(key="lib_upload").set_value(upload).run()
         _shows_error(at, *fragments)
-    at.file_uploader(key="lib_upload").set_value(("probe.safetensors", to_bytes(_vector()), "application/octet-stream")).run()
+    at.file_uploader(key="lib_upload").set_value(
+        ("probe.safetensors", to_bytes(_vector()), "application/octet-stream")
+    ).run()
     assert not at.exception and not _errors(at), _errors(at)
     assert any("a valid function_vector vector 'probe'" in s.value for s in at.success)
     _button(at, "Add to the library").click().run()
@@ -557,7 +721,9 @@ def test_vector_file_rejected(data, fragment, monkeypatch):
 
 def test_vector_file_with_non_finite_values_rejected():
     bad = _vector()
-    bad = Vector(bad.values.clone().index_fill_(0, torch.tensor([3]), float("nan")), bad.model_id, 6, "actadd", "nan_vec")
+    bad = Vector(
+        bad.values.clone().index_fill_(0, torch.tensor([3]), float("nan")), bad.model_id, 6, "actadd", "nan_vec"
+    )
     with pytest.raises(UserInputError, match="finite"):
         from_bytes(to_bytes(bad), DEFAULT_MODEL, D_MODEL)
     assert from_bytes(to_bytes(_vector()), DEFAULT_MODEL, D_MODEL).name == "probe"  # the control
@@ -637,7 +803,20 @@ FORBIDDEN_TEXT = {
     "unsafe yaml": r"yaml\.(load|unsafe_load)\s*\(",
 }
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "breakpoint", "input"}
-FORBIDDEN_MODULES = {"pickle", "_pickle", "cPickle", "cloudpickle", "dill", "marshal", "shelve", "joblib", "subprocess", "pty", "code", "codeop"}
+FORBIDDEN_MODULES = {
+    "pickle",
+    "_pickle",
+    "cPickle",
+    "cloudpickle",
+    "dill",
+    "marshal",
+    "shelve",
+    "joblib",
+    "subprocess",
+    "pty",
+    "code",
+    "codeop",
+}
 
 
 def _violations(source: str) -> list[str]:
@@ -645,7 +824,13 @@ def _violations(source: str) -> list[str]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
             found.append(f"call {node.func.id}()")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("eval", "exec", "load") and isinstance(node.func.value, ast.Name) and node.func.value.id in ("builtins", "torch", "pickle", "np", "numpy"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("eval", "exec", "load")
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in ("builtins", "torch", "pickle", "np", "numpy")
+        ):
             found.append(f"call {node.func.value.id}.{node.func.attr}()")
         if isinstance(node, ast.Import):
             found += [f"import {a.name}" for a in node.names if a.name.split(".")[0] in FORBIDDEN_MODULES]

@@ -23,14 +23,14 @@ attention thumbnails in JavaScript on the CPU), hence the generous timeouts.
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import browser_helpers as H  # tests/ is on sys.path (pytest's rootdir-relative import)
+import pytest
 
 pytestmark = pytest.mark.browser
 
@@ -113,8 +113,11 @@ def set_slider(page, scope, label: str, value: int) -> None:
     thumb.focus()
     for _ in range(abs(now - value)):
         page.keyboard.press("ArrowLeft" if value < now else "ArrowRight")
-    H.settle(page, lambda: box.locator("[data-testid=stSliderThumbValue]").inner_text().strip() == str(value),
-             what=f"the slider '{label}' at {value}")
+    H.settle(
+        page,
+        lambda: box.locator("[data-testid=stSliderThumbValue]").inner_text().strip() == str(value),
+        what=f"the slider '{label}' at {value}",
+    )
 
 
 def replace_text(page, field, text: str) -> None:
@@ -145,7 +148,9 @@ def steer_columns(page) -> tuple[str, str, str, str]:
 def metrics(page) -> dict[str, str]:
     out = {}
     for m in H.main(page).locator("[data-testid=stMetric]").all():
-        out[m.locator("[data-testid=stMetricLabel]").inner_text().strip()] = m.locator("[data-testid=stMetricValue]").inner_text().strip()
+        out[m.locator("[data-testid=stMetricLabel]").inner_text().strip()] = (
+            m.locator("[data-testid=stMetricValue]").inner_text().strip()
+        )
     return out
 
 
@@ -181,7 +186,13 @@ def test_main_flow(app_url, app_data, browser):
     H.assert_clean(page, "Model & prompts (typed)")
     assert area.input_value() == "\n".join(TYPED)
     rows = {r[1]: r for r in H.table_rows(H.frame_with(page, "query"))}
-    assert {q: r[2] for q, r in rows.items()} == {"cat": "cats", "dog": "dogs", "box": "boxes", "car": "cars", "tree": "trees"}
+    assert {q: r[2] for q, r in rows.items()} == {
+        "cat": "cats",
+        "dog": "dogs",
+        "box": "boxes",
+        "car": "cars",
+        "tree": "trees",
+    }
     shown = metrics(page)
     assert shown["Queries"] == "5", shown
     assert re.fullmatch(r"\d+%", shown["In-context accuracy"]), shown
@@ -196,7 +207,9 @@ def test_main_flow(app_url, app_data, browser):
     H.nav(page, "task_vectors", ready=lambda: H.main(page).locator(".js-plotly-plot").count() == 1)
     H.assert_clean(page, "Task vectors")
     shown = metrics(page)
-    assert {"Zero-shot", "In-context"} <= set(shown) and any(k.startswith("Zero-shot + h (best: layer") for k in shown), shown
+    assert {"Zero-shot", "In-context"} <= set(shown) and any(
+        k.startswith("Zero-shot + h (best: layer") for k in shown
+    ), shown
     curve = H.plot_data(page)
     assert curve and len(curve["data"][0]["x"]) == 30, "one point per layer"
     assert "h-vector layer sweep: typed" in H.main(page).locator(".js-plotly-plot").inner_text()
@@ -227,17 +240,25 @@ def test_main_flow(app_url, app_data, browser):
     clock.lap("head attribution")
 
     # Function vector: metrics, then save it under a typed name
-    H.nav(page, "function_vector", ready=lambda: len(metrics(page)) == 5 and page.get_by_role("button", name="Save to the library").count() == 1)
+    H.nav(
+        page,
+        "function_vector",
+        ready=lambda: len(metrics(page)) == 5 and page.get_by_role("button", name="Save to the library").count() == 1,
+    )
     H.assert_clean(page, "Function vector")
     heads_line = H.main(page).get_by_text(re.compile(r"^Heads:")).first.inner_text()
-    assert re.findall(r"\d+\.\d+", heads_line) == heads_selected, "the function vector should use the heads selected on Head attribution"
+    assert re.findall(r"\d+\.\d+", heads_line) == heads_selected, (
+        "the function vector should use the heads selected on Head attribution"
+    )
     shown = metrics(page)
     assert {"In-context", "Zero-shot", "Shuffled", "Shuffled + FV"} <= set(shown), shown
     fv_label = next(k for k in shown if k.startswith("Zero-shot + FV (layer "))
     fv_layer = int(re.search(r"layer (\d+)", fv_label).group(1))
     assert all(re.fullmatch(r"\d+%", v) for v in shown.values()), shown
     assert H.frame_with(page, "with vector") is not None  # the zero-shot examples table
-    form = H.main(page).locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Save to the library"))
+    form = (
+        H.main(page).locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Save to the library"))
+    )
     replace_text(page, form.locator("input[type=text]"), FV_NAME)
     form.get_by_role("button", name="Save to the library").click()
     H.settle(page, lambda: any(FV_NAME in t for t in H.alerts(page, "Success")), what="the 'Saved' message")
@@ -290,7 +311,12 @@ def test_main_flow(app_url, app_data, browser):
 
 def build_actadd(page, app_url: str, app_data: Path) -> None:
     """Steering vectors: build the default Love - Hate activation-addition vector and save it."""
-    H.goto(page, app_url, "steering_vectors", ready=lambda: page.get_by_role("button", name="Build the vector").count() == 1)
+    H.goto(
+        page,
+        app_url,
+        "steering_vectors",
+        ready=lambda: page.get_by_role("button", name="Build the vector").count() == 1,
+    )
     H.assert_clean(page, "Steering vectors")
     page.get_by_role("button", name="Build the vector").click()
     H.settle(page, lambda: H.frame_with(page, "positive token") is not None, what="the activation-addition vector")
@@ -298,7 +324,9 @@ def build_actadd(page, app_url: str, app_data: Path) -> None:
     rows = H.table_rows(H.frame_with(page, "positive token"))  # [position, repr(positive), repr(negative), norm]
     assert "".join(ast.literal_eval(r[1]) for r in rows).strip() == "Love", rows
     assert "".join(ast.literal_eval(r[2]) for r in rows).strip() == "Hate", rows
-    form = H.main(page).locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Save to the library"))
+    form = (
+        H.main(page).locator("[data-testid=stForm]").filter(has=page.get_by_role("button", name="Save to the library"))
+    )
     assert form.locator("input[type=text]").input_value() == ACTADD_NAME
     form.get_by_role("button", name="Save to the library").click()
     H.settle(page, lambda: any(ACTADD_NAME in t for t in H.alerts(page, "Success")), what="the 'Saved' message")
@@ -330,9 +358,14 @@ def test_steering_vectors_page(app_url, app_data, browser):
 
 def click_cancel_during(page, label: str) -> None:
     """Wait until the progress bar of ``label`` shows its Cancel button, then click it."""
+
     def cancellable() -> bool:
         bars = page.locator("[data-testid=stProgress]")
-        return bars.count() > 0 and label in bars.first.inner_text() and page.get_by_role("button", name="Cancel").count() == 1
+        return (
+            bars.count() > 0
+            and label in bars.first.inner_text()
+            and page.get_by_role("button", name="Cancel").count() == 1
+        )
 
     deadline = time.monotonic() + H.LOAD_S
     while True:  # not H.settle: that waits for the page to stop being busy
@@ -377,12 +410,20 @@ def test_cancel_and_go_on(app_url, app_data, browser):
     choose(page, H.main(page), "Vector", ACTADD_NAME)
     H.settle(page, lambda: selected(page, H.main(page), "Vector").startswith(ACTADD_NAME))
     form = H.main(page).locator("[data-testid=stForm]")
-    max_new = form.locator("[data-testid=stNumberInput]").filter(has=page.get_by_text("Max new tokens", exact=True)).locator("input")
+    max_new = (
+        form.locator("[data-testid=stNumberInput]")
+        .filter(has=page.get_by_text("Max new tokens", exact=True))
+        .locator("input")
+    )
     replace_text(page, max_new, "200")
     t0 = time.monotonic()
     form.get_by_role("button", name="Generate").click()
     click_cancel_during(page, "Generating")
-    H.settle(page, lambda: "Cancelled: Generating. Nothing from it was kept." in H.alerts(page, "Warning"), what="the 'Cancelled' message")
+    H.settle(
+        page,
+        lambda: "Cancelled: Generating. Nothing from it was kept." in H.alerts(page, "Warning"),
+        what="the 'Cancelled' message",
+    )
     print(f"  generation cancelled {time.monotonic() - t0:.1f} s after Generate")
     H.assert_clean(page, "Steer (cancelled)")
     assert page.locator(".fv-steer-text").count() == 0, "generations shown after cancelling"
@@ -411,13 +452,21 @@ def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out:
             def note_wait(step: str):
                 def check() -> None:
                     # the progress bar of a computation queued behind the other user's says so
-                    if any("Waiting for the model" in t for t in page.locator("[data-testid=stProgress]").all_inner_texts()):
+                    if any(
+                        "Waiting for the model" in t for t in page.locator("[data-testid=stProgress]").all_inner_texts()
+                    ):
                         waited.add(step)
+
                 return check
 
             barrier.wait(timeout=300)
             start = time.monotonic()
-            H.nav(page, "model_prompts", ready=lambda: H.frame_with(page, "query") is not None, on_busy=note_wait("predict"))
+            H.nav(
+                page,
+                "model_prompts",
+                ready=lambda: H.frame_with(page, "query") is not None,
+                on_busy=note_wait("predict"),
+            )
             out["predict_span"] = (start, time.monotonic())
             H.assert_clean(page, f"{task}: Model & prompts")
             frame = H.frame_with(page, "query")
@@ -431,16 +480,28 @@ def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out:
             H.settle(page, lambda: selected(page, H.main(page), "Vector").startswith(ACTADD_NAME))
             form = H.main(page).locator("[data-testid=stForm]")
             replace_text(page, form.locator("textarea"), prompt)
-            max_new = form.locator("[data-testid=stNumberInput]").filter(has=page.get_by_text("Max new tokens", exact=True)).locator("input")
+            max_new = (
+                form.locator("[data-testid=stNumberInput]")
+                .filter(has=page.get_by_text("Max new tokens", exact=True))
+                .locator("input")
+            )
             replace_text(page, max_new, "12")
             out["settings"] = {
                 "layer": selected(page, form, "Layer"),
-                "coeff": form.locator("[data-testid=stNumberInput]").filter(has=page.get_by_text("Coefficient", exact=True)).locator("input").input_value(),
+                "coeff": form.locator("[data-testid=stNumberInput]")
+                .filter(has=page.get_by_text("Coefficient", exact=True))
+                .locator("input")
+                .input_value(),
             }
             barrier.wait(timeout=300)
             start = time.monotonic()
             form.get_by_role("button", name="Generate").click()
-            H.settle(page, lambda: page.locator(".fv-steer-text").count() == 2, what=f"{task}: the two generations", on_busy=note_wait("generate"))
+            H.settle(
+                page,
+                lambda: page.locator(".fv-steer-text").count() == 2,
+                what=f"{task}: the two generations",
+                on_busy=note_wait("generate"),
+            )
             out["generate_span"] = (start, time.monotonic())
             out["waited"] = sorted(waited)
             H.assert_clean(page, f"{task}: Steer (generated)")
@@ -449,10 +510,8 @@ def _user(app_url: str, task: str, prompt: str, barrier: threading.Barrier, out:
             b.close()
     except BaseException as exc:  # reported by the main thread
         out["error"] = exc
-        try:
+        with contextlib.suppress(Exception):
             barrier.abort()
-        except Exception:
-            pass
 
 
 def test_two_users_at_once(app_url, app_data, browser):
@@ -463,7 +522,10 @@ def test_two_users_at_once(app_url, app_data, browser):
     users = {"country_capital": "I hate you because", "present_past": "I think that you are"}
     barrier = threading.Barrier(len(users))
     outs: dict[str, dict] = {task: {} for task in users}
-    threads = [threading.Thread(target=_user, args=(app_url, task, prompt, barrier, outs[task]), daemon=True) for task, prompt in users.items()]
+    threads = [
+        threading.Thread(target=_user, args=(app_url, task, prompt, barrier, outs[task]), daemon=True)
+        for task, prompt in users.items()
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -506,7 +568,10 @@ def test_two_users_at_once(app_url, app_data, browser):
         coeff = float(out["settings"]["coeff"])
         [pair] = generate_pair(lm, [prompt], vec.values, vec.layer, coeff, "prompt", 12)
         u_head, u_text, s_head, s_text = out["steer"]
-        assert u_head == "Unsteered" and s_head == f"Steered (layer {vec.layer}, coefficient {coeff:g})", (u_head, s_head)
+        assert u_head == "Unsteered" and s_head == f"Steered (layer {vec.layer}, coefficient {coeff:g})", (
+            u_head,
+            s_head,
+        )
         assert flat(u_text) == flat(prompt + pair.unsteered[0]), (task, u_text, pair.unsteered[0])
         assert flat(s_text) == flat(prompt + pair.steered[0]), (task, s_text, pair.steered[0])
         assert pair.unsteered[0] != pair.steered[0], "the vector should change the continuation"

@@ -31,7 +31,9 @@ def test_pending_rerun_or_stop_is_seen():
 
 def test_worker_thread_progress_raises_cancelled(monkeypatch):
     ctx = SimpleNamespace(script_requests=ScriptRequests())
-    monkeypatch.setattr("streamlit.runtime.scriptrunner_utils.script_run_context.get_script_run_ctx", lambda suppress_warning=False: ctx)
+    monkeypatch.setattr(
+        "streamlit.runtime.scriptrunner_utils.script_run_context.get_script_run_ctx", lambda suppress_warning=False: ctx
+    )
     seen: list[str] = []
     call = from_any_thread(lambda f, m: seen.append(m))
     outcome: list[BaseException | None] = []

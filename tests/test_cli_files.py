@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import build_tiny
+
 from core.cli import main
 from core.vectors import from_bytes
 
@@ -85,14 +85,19 @@ def test_out_into_a_read_only_folder(read_only, offline, capsys):
     # a model that cannot load: the message about the folder shows it was checked first
     folder, why = read_only
     target = folder / "out.json"
-    _one_error_line(*_run(["info", "--model", "no-such/model", "--out", str(target)], capsys), f"Cannot write --out {target}: {why}")
+    _one_error_line(
+        *_run(["info", "--model", "no-such/model", "--out", str(target)], capsys), f"Cannot write --out {target}: {why}"
+    )
     assert list(folder.iterdir()) == []
 
 
 def test_save_into_a_read_only_folder(read_only, offline, capsys):
     folder, why = read_only
     target = folder / "fv.safetensors"
-    _one_error_line(*_run(["fv", "--task", "antonym", "--model", "no-such/model", "--save", str(target)], capsys), f"Cannot write --save {target}: {why}")
+    _one_error_line(
+        *_run(["fv", "--task", "antonym", "--model", "no-such/model", "--save", str(target)], capsys),
+        f"Cannot write --save {target}: {why}",
+    )
     assert list(folder.iterdir()) == []
 
 
@@ -126,14 +131,19 @@ def test_unreadable_task_file(unreadable, tmp_path, capsys):
     path = tmp_path / "pairs.txt"
     path.write_text("hot -> cold\nbig -> small\n")
     unreadable(path)
-    _one_error_line(*_run(["predict", "--task-file", str(path)], capsys), f"Cannot read task file {path}", "ermission denied")
+    _one_error_line(
+        *_run(["predict", "--task-file", str(path)], capsys), f"Cannot read task file {path}", "ermission denied"
+    )
 
 
 def test_unreadable_vector(unreadable, tmp_path, capsys):
     path = tmp_path / "v.safetensors"
     path.write_bytes(b"whatever")
     unreadable(path)
-    _one_error_line(*_run(["steer", "--prompt", "Hi", "--vector", str(path)], capsys), f"Cannot read --vector {path}: no permission to read it")
+    _one_error_line(
+        *_run(["steer", "--prompt", "Hi", "--vector", str(path)], capsys),
+        f"Cannot read --vector {path}: no permission to read it",
+    )
 
 
 # --- past the model: a tiny random model saved to a folder ---------------------------------
@@ -153,7 +163,21 @@ FAST_FV = ["--n-shots", "2", "--n-prompts", "4", "--heads", "2", "--n-eval", "4"
 
 def test_fv_save_and_out_write_complete_files(tiny_folder, tmp_path, capsys):
     vector, out = tmp_path / "fv_plural.safetensors", tmp_path / "report.json"
-    rc, stdout, err = _run(["fv", "--model", str(tiny_folder), "--task", "singular_plural", *FAST_FV, "--save", str(vector), "--out", str(out)], capsys)
+    rc, stdout, err = _run(
+        [
+            "fv",
+            "--model",
+            str(tiny_folder),
+            "--task",
+            "singular_plural",
+            *FAST_FV,
+            "--save",
+            str(vector),
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert rc == 0 and stdout == "", err[-2000:]
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["saved"] == str(vector)
@@ -175,5 +199,8 @@ def test_out_that_fails_at_the_end(tiny_folder, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(os, "replace", full_disk)
     target = tmp_path / "info.json"
-    _one_error_line(*_run(["info", "--model", str(tiny_folder), "--out", str(target)], capsys), f"Cannot write --out {target}: No space left on device.")
+    _one_error_line(
+        *_run(["info", "--model", str(tiny_folder), "--out", str(target)], capsys),
+        f"Cannot write --out {target}: No space left on device.",
+    )
     assert list(tmp_path.iterdir()) == []

@@ -51,7 +51,11 @@ def violations(package: str) -> list[str]:
             if package == "core" and top in UI_PACKAGES:
                 out.append(f"{me} imports {module} (core stays free of the UI)")
             if top in LAYERS and module != me:
-                out += [f"{me} imports private {n} from {module}" for n in names if n.startswith("_") and not n.startswith("__")]
+                out += [
+                    f"{me} imports private {n} from {module}"
+                    for n in names
+                    if n.startswith("_") and not n.startswith("__")
+                ]
     return out
 
 
@@ -66,7 +70,9 @@ def test_the_static_check_can_fail(tmp_path, monkeypatch):
     name is reported."""
     fake = tmp_path / "core"
     fake.mkdir()
-    (fake / "bad.py").write_text("import streamlit\nfrom dashboard import compute\nfrom core.inference import _secret\n")
+    (fake / "bad.py").write_text(
+        "import streamlit\nfrom dashboard import compute\nfrom core.inference import _secret\n"
+    )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     found = violations("core")
     assert len(found) == 3, found

@@ -42,6 +42,7 @@ def test_store_keeps_the_newest_within_count_and_bytes():
         def f():
             made.append(name)
             return torch.zeros(n, dtype=torch.uint8)
+
         return f
 
     s = ResultStore(max_entries=3, max_bytes=250)

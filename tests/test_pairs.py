@@ -35,7 +35,7 @@ def test_typed_lines_rejected(text, message):
 
 def test_files():
     want = [("I love it.", "I hate it."), ("yes", "no")]
-    csv = "Positive,negative\nI love it.,I hate it.\nyes,no\n".encode()
+    csv = b"Positive,negative\nI love it.,I hate it.\nyes,no\n"
     assert parse_pairs_file(csv, "p.csv") == want
     as_objects = json.dumps([{"positive": p, "negative": n} for p, n in want]).encode()
     assert parse_pairs_file(as_objects, "p.json") == want

@@ -21,12 +21,36 @@ from core.tasks import validate
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 WORDS = [
-    ("hot", "cold"), ("big", "small"), ("up", "down"), ("fast", "slow"), ("happy", "sad"),
-    ("light", "dark"), ("open", "closed"), ("young", "old"), ("tall", "short"), ("rich", "poor"),
-    ("good", "bad"), ("hard", "soft"), ("wet", "dry"), ("early", "late"), ("full", "empty"),
-    ("loud", "quiet"), ("strong", "weak"), ("thick", "thin"), ("clean", "dirty"), ("near", "far"),
-    ("true", "false"), ("win", "lose"), ("buy", "sell"), ("push", "pull"), ("day", "night"),
-    ("left", "right"), ("high", "low"), ("new", "used"), ("first", "last"), ("in", "out"),
+    ("hot", "cold"),
+    ("big", "small"),
+    ("up", "down"),
+    ("fast", "slow"),
+    ("happy", "sad"),
+    ("light", "dark"),
+    ("open", "closed"),
+    ("young", "old"),
+    ("tall", "short"),
+    ("rich", "poor"),
+    ("good", "bad"),
+    ("hard", "soft"),
+    ("wet", "dry"),
+    ("early", "late"),
+    ("full", "empty"),
+    ("loud", "quiet"),
+    ("strong", "weak"),
+    ("thick", "thin"),
+    ("clean", "dirty"),
+    ("near", "far"),
+    ("true", "false"),
+    ("win", "lose"),
+    ("buy", "sell"),
+    ("push", "pull"),
+    ("day", "night"),
+    ("left", "right"),
+    ("high", "low"),
+    ("new", "used"),
+    ("first", "last"),
+    ("in", "out"),
 ]
 SETTINGS = PromptSettings(n_shots=3, n_prompts=4, seed=0)
 # prompts of very different lengths, so the batch is left-padded (one is a single token)
@@ -419,7 +443,9 @@ def test_decode_is_the_final_norm_then_the_unembedding(tiny_lm, stats):
     two = torch.stack([v + 1.0, v - 1.0])
     mean_of_two, direct = decode(tiny_lm, two, 8), decode(tiny_lm, v, 8)
     assert [t for t, _ in mean_of_two] == [t for t, _ in direct]
-    torch.testing.assert_close(torch.tensor([x for _, x in mean_of_two]), torch.tensor([x for _, x in direct]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor([x for _, x in mean_of_two]), torch.tensor([x for _, x in direct]), atol=1e-4, rtol=0
+    )
     from core.errors import UserInputError
 
     with pytest.raises(UserInputError, match="width"):
@@ -452,7 +478,9 @@ def test_auto_layer_breaks_accuracy_ties_by_log_probability(tiny_llama):
     if tied.sum() > 1:  # the case this is about: the log-probability decided among tied layers
         assert float(logprob[best]) == float(logprob[tied].max())
     # the report keeps the vector it evaluated (coefficient 1), for saving without a new trace
-    torch.testing.assert_close(report.vector.values, function_vector_values(tiny_llama, wb.stats.mean_heads, heads), atol=0, rtol=0)
+    torch.testing.assert_close(
+        report.vector.values, function_vector_values(tiny_llama, wb.stats.mean_heads, heads), atol=0, rtol=0
+    )
     assert (report.vector.layer, report.vector.method) == (report.layer, "function_vector")
     assert report.vector.provenance["heads"] == [list(h) for h in heads] and report.vector.provenance["task"] == "toy"
     assert "vector" not in report.to_json()
@@ -469,5 +497,7 @@ def test_top_heads_are_layer_head_pairs_largest_first():
 
     cie = torch.zeros(3, 4)
     cie[2, 1], cie[0, 3], cie[1, 0] = 0.9, 0.5, 0.7
-    at = Attribution(cie=cie, per_prompt=cie[..., None], baseline=torch.zeros(1), metric="prob", method="fast", seconds=0.0)
+    at = Attribution(
+        cie=cie, per_prompt=cie[..., None], baseline=torch.zeros(1), metric="prob", method="fast", seconds=0.0
+    )
     assert at.top_heads(3) == [(2, 1), (1, 0), (0, 3)]

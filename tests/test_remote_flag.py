@@ -12,8 +12,8 @@ import inspect
 
 import pytest
 import torch
-
 from conftest import build_tiny
+
 from core import fv
 from core.attribution import clean_stats, indirect_effects
 from core.predict import predict
@@ -92,7 +92,9 @@ def test_function_vector_and_decoding_run_as_traces(remote_lm, tokenizer):
     local = build_tiny("llama", tokenizer)
     arch = lm.arch
     for module in (lm.hf.get_output_embeddings(), lm.hf.model.norm):  # a direct call would bypass nnsight
-        module.register_forward_pre_hook(lambda *_: None if _under_nnsight() else pytest.fail("a module ran outside nnsight"))
+        module.register_forward_pre_hook(
+            lambda *_: None if _under_nnsight() else pytest.fail("a module ran outside nnsight")
+        )
     mean_heads = torch.randn(arch.n_layers, arch.n_heads, arch.d_head, generator=torch.Generator().manual_seed(3))
     heads = [(0, 1), (2, 3), (2, 0)]
     n = len(rec.calls)

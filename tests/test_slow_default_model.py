@@ -78,7 +78,7 @@ def test_two_threads_trace_at_once(lm):
         try:
             for _ in range(5):
                 results[key].append(run_forward(lm, encode(lm, prompts[key]), save_resid=True).logits)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(k,)) for k in prompts]
@@ -124,7 +124,17 @@ def test_cli_attribution_json(tmp_path):
     proc = _cli("attribution", "--task", "present-past", "--n-prompts", "6", "--n-shots", "5", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
-    for key in ("model", "mean_prompts", "clean_prompts", "corrupted_prompts", "targets", "metric", "cie", "top_heads", "seconds"):
+    for key in (
+        "model",
+        "mean_prompts",
+        "clean_prompts",
+        "corrupted_prompts",
+        "targets",
+        "metric",
+        "cie",
+        "top_heads",
+        "seconds",
+    ):
         assert key in data
     assert len(data["cie"]) == 30 and len(data["cie"][0]) == 9
     assert data["clean_prompts"] != data["corrupted_prompts"]

@@ -421,7 +421,8 @@ def test_caa_vectors_are_mean_last_token_differences(gpt2):
     assert got.shape == (gpt2.arch.n_layers, gpt2.arch.d_model)
     for layer in range(gpt2.arch.n_layers - 1):  # HF's last hidden state is after the final norm
         diffs = [
-            _hidden(gpt2, gpt2.tokenizer(p)["input_ids"], layer)[-1] - _hidden(gpt2, gpt2.tokenizer(q)["input_ids"], layer)[-1]
+            _hidden(gpt2, gpt2.tokenizer(p)["input_ids"], layer)[-1]
+            - _hidden(gpt2, gpt2.tokenizer(q)["input_ids"], layer)[-1]
             for p, q in pairs
         ]
         torch.testing.assert_close(got[layer], torch.stack(diffs).mean(0), atol=1e-4, rtol=1e-4)
@@ -470,13 +471,26 @@ def test_norm_helpers():
     assert steering_vectors.mean_norm(v) == 7.5 and steering_vectors.mean_norm(v[0]) == 5.0
     assert steering_vectors.relative_norm(-2.0, 7.5, 3.0) == 5.0
     res = SweepResult(
-        prompt="p", mode="last", layers=(1, 3), coeffs=(-1.0, 2.0), texts=(("", ""), ("", "")), scores=None,
-        score_name=None, baseline_text="", baseline_score=None, vector_norms=(2.0, 4.0),
+        prompt="p",
+        mode="last",
+        layers=(1, 3),
+        coeffs=(-1.0, 2.0),
+        texts=(("", ""), ("", "")),
+        scores=None,
+        score_name=None,
+        baseline_text="",
+        baseline_score=None,
+        vector_norms=(2.0, 4.0),
     )
     resid = [10.0, 4.0, 10.0, 8.0]
-    assert res.relative_norms(resid) == [
-        [steering_vectors.relative_norm(c, v, resid[l]) for l, v in zip(res.layers, res.vector_norms)] for c in res.coeffs
-    ] == [[0.5, 0.5], [1.0, 1.0]]
+    assert (
+        res.relative_norms(resid)
+        == [
+            [steering_vectors.relative_norm(c, v, resid[l]) for l, v in zip(res.layers, res.vector_norms)]
+            for c in res.coeffs
+        ]
+        == [[0.5, 0.5], [1.0, 1.0]]
+    )
 
 
 @pytest.mark.usefixtures("single_thread")
@@ -560,7 +574,14 @@ def test_sweep_limits_hold_for_the_whole_grid(llama, monkeypatch):
     per_layer = 40  # 1 layer x 40 coefficients = 40 cells: within MAX_SWEEP_CELLS
     assert per_layer <= limits.MAX_SWEEP_CELLS < 3 * per_layer
     with pytest.raises(UserInputError, match=r"The grid is too large: .* \(got 3 x 40\)"):
-        sweep(llama, "Hello", {0: vec, 1: vec, 2: vec}, [0.1] * per_layer, "last", progress=lambda f, m: progress.append(m))
+        sweep(
+            llama,
+            "Hello",
+            {0: vec, 1: vec, 2: vec},
+            [0.1] * per_layer,
+            "last",
+            progress=lambda f, m: progress.append(m),
+        )
     assert progress == []  # nothing was generated
     # the number of layers too: 2 layers x 1 coefficient, with at most 1 layer allowed
     monkeypatch.setattr(limits, "MAX_SWEEP_LAYERS", 1)
@@ -581,7 +602,9 @@ def test_keyword_hit_rate():
 
 
 def test_export_script_compiles_and_escapes():
-    src = codegen.export_script("SmolLM2-135M-Instruct", "my vec.safetensors", 6, 5.0, "prompt", 'He said "hi"\n\'\'\'', 20)
+    src = codegen.export_script(
+        "SmolLM2-135M-Instruct", "my vec.safetensors", 6, 5.0, "prompt", "He said \"hi\"\n'''", 20
+    )
     compile(src, "x", "exec")
     assert "'my vec.safetensors'" in src and "MODE = 'prompt'" in src
     with pytest.raises(UserInputError):

@@ -5,13 +5,14 @@ tokenizer test uses the default model's tokenizer only (no weights)."""
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 import time
 
 import pytest
 import torch
-
 from conftest import build_tiny
+
 from core import steer, turns
 from core.errors import Cancelled
 from core.inference import encode, run_forward
@@ -175,8 +176,16 @@ def test_two_users_sampling_at_once_get_what_they_get_alone(llama, monkeypatch):
 
     def user(seed: int) -> None:
         together[seed] = steer.generate_pair(
-            llama, PROMPTS, v, 1, 2.0, "last", 12, seed=seed,
-            progress=lambda f, m: pieces_seen.append(seed), **kw,
+            llama,
+            PROMPTS,
+            v,
+            1,
+            2.0,
+            "last",
+            12,
+            seed=seed,
+            progress=lambda f, m: pieces_seen.append(seed),
+            **kw,
         )
 
     threads = [threading.Thread(target=user, args=(s,)) for s in (1, 2)]
@@ -185,7 +194,7 @@ def test_two_users_sampling_at_once_get_what_they_get_alone(llama, monkeypatch):
     for t in threads:
         t.join()
     assert together == alone
-    switches = sum(a != b for a, b in zip(pieces_seen, pieces_seen[1:]))
+    switches = sum(a != b for a, b in itertools.pairwise(pieces_seen))
     assert switches >= 2  # the two really interleaved
 
 
@@ -211,7 +220,7 @@ def _hammer(tok, n_threads: int = 8, n_calls: int = 300) -> list[str]:
                         errors.append(f"padded batch of shape {tuple(out['input_ids'].shape)}")
                 elif len(tok(texts[j % 3])["input_ids"]) != alone[j % 3]:
                     errors.append("a plain call came back padded")
-        except Exception as exc:  # noqa: BLE001 - collected and reported
+        except Exception as exc:
             errors.append(repr(exc)[:120])
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]

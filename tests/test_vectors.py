@@ -146,8 +146,25 @@ def test_library_round_trip_is_exact(tmp_path, shape):
 
 # --- the library's folders -----------------------------------------------------------------
 
-AWKWARD_IDS = ["..", ".", "/", "", "a/../../b", "../x", "~/m", ".hidden", "org/m", "org_m", "org m",
-               "C:\\models\\m", "m\x00", "é/ü", "x" * 500, "x" * 499 + "y", "/home/u/models/m"]
+AWKWARD_IDS = [
+    "..",
+    ".",
+    "/",
+    "",
+    "a/../../b",
+    "../x",
+    "~/m",
+    ".hidden",
+    "org/m",
+    "org_m",
+    "org m",
+    "C:\\models\\m",
+    "m\x00",
+    "é/ü",
+    "x" * 500,
+    "x" * 499 + "y",
+    "/home/u/models/m",
+]
 
 
 @pytest.mark.parametrize("model_id", AWKWARD_IDS, ids=lambda m: repr(m)[:24])
@@ -165,8 +182,15 @@ def test_library_folder_is_one_component_inside_the_root(tmp_path, model_id):
     assert lib.names(model_id) == ["a"]
     _same_vector(lib.load(model_id, "a"), v)
     everything = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    assert everything == sorted(["data", "data/vectors", f"data/vectors/{folder.name}",
-                                 f"data/vectors/{folder.name}/a.safetensors", f"data/vectors/{folder.name}/a.json"])
+    assert everything == sorted(
+        [
+            "data",
+            "data/vectors",
+            f"data/vectors/{folder.name}",
+            f"data/vectors/{folder.name}/a.safetensors",
+            f"data/vectors/{folder.name}/a.json",
+        ]
+    )
 
 
 def test_library_folders_differ_for_different_models(tmp_path):
@@ -266,7 +290,7 @@ def test_racing_saves_of_one_name_keep_exactly_one(tmp_path):
         candidates = [vec(name, n_threads * i + k) for k in range(n_threads)]
         results: list[object] = [None] * n_threads
 
-        def save(k: int) -> None:
+        def save(k: int, results: list[object] = results, candidates: list = candidates) -> None:
             start.wait()
             try:
                 results[k] = lib.save(candidates[k])
