@@ -8,7 +8,7 @@ the correct answer's first token rises. Heads with a large effect carry the task
 
 Two paths give the same numbers: ``fast`` reuses the corrupted prompts' prefix cache and
 batches a layer's heads into one pass that skips the earlier blocks (see
-:func:`core.inference.last_token_scores`); ``reference`` runs one whole traced forward per
+:func:`core.patching.last_token_scores`); ``reference`` runs one whole traced forward per
 head.
 """
 
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from einops import rearrange
 
-from core.inference import Edit, Progress, encode, first_token_ids, last_token_scores, no_progress, run_forward
+from core.inference import Progress, encode, first_token_ids, no_progress, run_forward
 from core.models import LoadedModel
+from core.patching import Edit, last_token_scores
 from core.prompts import PromptSet
 
 METRICS = ("prob", "logprob")

@@ -20,8 +20,9 @@ import torch
 from core.attribution import Attribution, CleanStats, clean_stats, indirect_effects
 from core.checks import check_coeff, check_heads, check_layer
 from core.errors import UserInputError
-from core.inference import Edit, Progress, encode, first_token_ids, forward_kwargs, last_token_scores, no_progress
+from core.inference import Progress, encode, first_token_ids, forward_kwargs, no_progress
 from core.models import LoadedModel
+from core.patching import Edit, last_token_scores
 from core.prompts import PromptSet, PromptSettings, Splits, build_prompts, split_task
 from core.tasks import Task
 from core.vectors import Vector

@@ -154,7 +154,7 @@ def vectors_for(lm: LoadedModel) -> tuple[dict[str, Any], dict[str, str], list[s
     session vector with a library name is the same vector: saving puts it in both). Files
     that fail to load are reported, not raised.
     """
-    from core.vectors import Library, default_library_dir
+    from core.library import Library, default_library_dir
 
     lib = Library(default_library_dir())
     found: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Saving vectors from a page: to the library folder (``core.vectors.Library``) and to this
+"""Saving vectors from a page: to the library folder (``core.library.Library``) and to this
 session's vectors, so every page lists a saved vector at once; and the Save form."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import UserInputError
-from core.vectors import Library, Vector, check_name, default_library_dir
+from core.library import Library, default_library_dir
+from core.vectors import Vector, check_name
 from dashboard import state
 
 NAME_HELP = "Letters, digits, '_' or '-', starting with a letter"

@@ -11,7 +11,8 @@ import streamlit as st
 from core import limits, steering_vectors
 from core.codegen import export_script
 from core.errors import UserInputError
-from core.vectors import Vector, check_name, combine, cosine_matrix, default_library_dir, from_bytes, to_bytes
+from core.library import default_library_dir
+from core.vectors import Vector, check_name, combine, cosine_matrix, from_bytes, to_bytes
 from dashboard import compute, figures, running, saving, sidebar, state, widgets
 
 
@@ -152,7 +153,7 @@ if widgets.require(ctx, task=False):
             except UserInputError as exc:
                 st.error(str(exc))
             st.caption(
-                "Or from a notebook: `from core.vectors import Library, default_library_dir; "
+                "Or from a notebook: `from core.library import Library, default_library_dir; "
                 f"vec = Library(default_library_dir()).load({lm.model_id!r}, {name!r})`."
             )
 

@@ -17,8 +17,8 @@ from app_helpers import frame as _frame
 from app_helpers import start as _app
 from streamlit.testing.v1 import AppTest
 
+from core.library import Library
 from core.models import DEFAULT_MODEL
-from core.vectors import Library
 
 pytestmark = pytest.mark.slow
 

@@ -501,7 +501,7 @@ def test_unreachable_hub_fails_at_once(monkeypatch):
 @pytest.mark.slow
 def test_app_steer_prompt_tokens_and_coefficient(tmp_path, monkeypatch):
     """Steer: a 20,000-character prompt, too many new tokens, a huge coefficient; then it steers."""
-    from core.vectors import Library
+    from core.library import Library
 
     monkeypatch.setenv("FV_STUDIO_DATA", str(tmp_path))
     Library(tmp_path / "vectors").save(_vector())

@@ -541,12 +541,12 @@ def test_two_users_at_once(app_url, app_data, browser):
     print("  'Waiting for the model' seen by:", {task: out["waited"] for task, out in outs.items()})
 
     # the same computations done alone, in this process, must give what each user was shown
+    from core.library import Library
     from core.models import ModelSpec, load_model
     from core.predict import predict
     from core.prompts import DEFAULT_TEMPLATE, PromptSettings
     from core.steer import generate_pair
     from core.tasks import load_builtin
-    from core.vectors import Library
 
     lm = load_model(ModelSpec())
     settings = PromptSettings(n_shots=SHOTS, n_prompts=20, seed=0, template=DEFAULT_TEMPLATE)

@@ -12,9 +12,11 @@ import torch
 from conftest import CancelAt
 
 import core.inference as inference
+import core.patching as patching
 from core.attribution import clean_stats, indirect_effects
 from core.fv import accuracy_sweep, check_heads, function_vector_values
-from core.inference import Edit, encode, first_token_ids, last_token_scores, run_forward
+from core.inference import encode, first_token_ids, run_forward
+from core.patching import Edit, last_token_scores
 from core.prompts import PromptSettings, build_prompts, split_task
 from core.tasks import validate
 
@@ -348,8 +350,8 @@ def test_chunked_passes_give_the_same_scores(tiny_lm, prompts, monkeypatch):
     ]
     default = last_token_scores(tiny_lm, enc, targets, groups)
     monkeypatch.setattr(inference, "CACHE_BYTES", 1)
-    monkeypatch.setattr(inference, "LOGIT_BUDGET", 1)
-    assert inference._prompt_chunk(tiny_lm, enc) == 1
+    monkeypatch.setattr(patching, "LOGIT_BUDGET", 1)
+    assert inference.prompt_chunk_size(tiny_lm, enc) == 1
     for use_cache in (True, False):
         chunked = last_token_scores(tiny_lm, enc, targets, groups, use_cache=use_cache)
         torch.testing.assert_close(chunked.logprob, default.logprob, atol=1e-4, rtol=0)
@@ -388,7 +390,7 @@ def test_bad_edits_are_rejected(tiny_lm, prompts):
     n_layers, n_heads = tiny_lm.arch.n_layers, tiny_lm.arch.n_heads
     with pytest.raises(UserInputError, match=f"Layer {n_layers} is out of range"):
         last_token_scores(tiny_lm, enc, targets, [[Edit(n_layers, "resid", torch.zeros(64))]])
-    with pytest.raises(UserInputError, match=f"Head {n_heads} is out of range"):
+    with pytest.raises(UserInputError, match=f"Head 0.{n_heads} is out of range"):
         last_token_scores(tiny_lm, enc, targets, [[Edit(0, "head", torch.zeros(16), head=n_heads)]])
 
 

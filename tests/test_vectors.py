@@ -18,17 +18,8 @@ from safetensors.torch import save as st_save
 
 from core.errors import UserInputError
 from core.files import write_atomic
-from core.vectors import (
-    Library,
-    Vector,
-    check_name,
-    combine,
-    cosine_matrix,
-    from_bytes,
-    model_folder_name,
-    save_file,
-    to_bytes,
-)
+from core.library import Library, model_folder_name
+from core.vectors import Vector, check_name, combine, cosine_matrix, from_bytes, save_file, to_bytes
 
 D = 64
 
