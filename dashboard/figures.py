@@ -7,25 +7,28 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 
-def layer_sweep(
-    by_layer: dict[str, Sequence[float]], baselines: dict[str, float], title: str, y_title: str = "top-1 accuracy"
+def layer_curves(
+    series: dict[str, Sequence[float]],
+    title: str,
+    y_title: str = "top-1 accuracy",
+    baselines: dict[str, float] | None = None,
+    marked: int | None = None,
 ) -> go.Figure:
+    """One line per named series over layers; dashed horizontal lines for ``baselines`` and a
+    vertical one at the ``marked`` layer. Accuracies (the default y axis) get a 0..1 axis."""
     fig = go.Figure()
-    for name, ys in by_layer.items():
+    for name, ys in series.items():
         fig.add_trace(go.Scatter(x=list(range(len(ys))), y=list(ys), mode="lines+markers", name=name))
     dashes = ["dash", "dot", "dashdot"]
-    for i, (name, y) in enumerate(baselines.items()):
+    for i, (name, y) in enumerate((baselines or {}).items()):
         fig.add_hline(
             y=y, line_dash=dashes[i % len(dashes)], annotation_text=f"{name}: {y:.2f}", annotation_position="top left"
         )
-    fig.update_layout(
-        title=title,
-        xaxis_title="layer",
-        yaxis_title=y_title,
-        yaxis_range=[-0.02, 1.02],
-        height=380,
-        margin=dict(t=50, b=40),
-    )
+    if marked is not None:
+        fig.add_vline(x=marked, line_dash="dash", annotation_text=f"layer {marked}")
+    fig.update_layout(title=title, xaxis_title="layer", yaxis_title=y_title, height=380, margin=dict(t=50, b=40))
+    if y_title == "top-1 accuracy":
+        fig.update_layout(yaxis_range=[-0.02, 1.02])
     return fig
 
 
@@ -186,15 +189,4 @@ def steer_positions(prompt_tokens: Sequence[str], mode: str, n_pos: int = 1, n_n
         yaxis=dict(visible=False),
         xaxis=dict(tickmode="array", tickvals=list(range(len(ticks))), ticktext=ticks, tickfont=dict(size=9)),
     )
-    return fig
-
-
-def layer_profile(series: dict[str, Sequence[float]], title: str, y_title: str, marked: int | None = None) -> go.Figure:
-    """One line per named series over layers, with an optional marked layer."""
-    fig = go.Figure()
-    for name, ys in series.items():
-        fig.add_trace(go.Scatter(x=list(range(len(ys))), y=list(ys), mode="lines+markers", name=name))
-    if marked is not None:
-        fig.add_vline(x=marked, line_dash="dash", annotation_text=f"layer {marked}")
-    fig.update_layout(title=title, xaxis_title="layer", yaxis_title=y_title, height=340, margin=dict(t=50, b=40))
     return fig

@@ -74,10 +74,10 @@ if widgets.require(ctx):
                 if rep.valid_by_layer:
                     sweeps["validation, zero-shot + FV"] = rep.valid_by_layer
                 st.plotly_chart(
-                    figures.layer_sweep(
+                    figures.layer_curves(
                         sweeps,
-                        {"zero-shot": rep.zero_shot_baseline, "in-context": rep.icl_accuracy},
                         "Accuracy with the vector added at each layer",
+                        baselines={"zero-shot": rep.zero_shot_baseline, "in-context": rep.icl_accuracy},
                     ),
                     key="fv_sweep",
                 )

@@ -263,12 +263,12 @@ if widgets.require(ctx, task=False):
                 layer = state.bound(st, "slider", "Layer of the vector", 0, lm.arch.n_layers - 1, key="sv_c_layer")
                 left, right = st.columns(2)
                 left.plotly_chart(
-                    figures.layer_profile({"‖v‖": v_norms}, "CAA vector norm per layer", "norm", layer),
+                    figures.layer_curves({"‖v‖": v_norms}, "CAA vector norm per layer", "norm", marked=layer),
                     key="sv_c_norms",
                 )
                 if norms:
                     right.plotly_chart(
-                        figures.layer_profile(
+                        figures.layer_curves(
                             {
                                 "‖v‖ / ‖residual‖": [
                                     steering_vectors.relative_norm(1.0, v, n) for v, n in zip(v_norms, norms)
@@ -276,7 +276,7 @@ if widgets.require(ctx, task=False):
                             },
                             "Relative to the typical residual norm",
                             "ratio",
-                            layer,
+                            marked=layer,
                         ),
                         key="sv_c_rel",
                     )

@@ -34,10 +34,10 @@ if widgets.require(ctx):
         c2.metric(f"Zero-shot + h (best: layer {best})", f"{res.by_layer[best]:.0%}")
         c3.metric("In-context", f"{res.icl_accuracy:.0%}")
         st.plotly_chart(
-            figures.layer_sweep(
+            figures.layer_curves(
                 {"zero-shot + h-vector": res.by_layer},
-                {"zero-shot": res.zero_shot_baseline, "in-context": res.icl_accuracy},
                 f"h-vector layer sweep: {task.name} ({res.n_eval} queries)",
+                baselines={"zero-shot": res.zero_shot_baseline, "in-context": res.icl_accuracy},
             ),
             key="hvector_sweep",
         )
