@@ -6,27 +6,33 @@ Chromium with one Playwright context (a new Streamlit session) per student:
 1. warm-up: one session opens the pages whose results will be cached (by default Model &
    prompts and Head attribution, default built-in task and settings) and builds and saves the
    activation-addition vector (Love - Hate) that Steer will use;
-2. optionally, the same greedy generation alone (another decoding seed, so not cached);
+2. optionally, alone on the server: a cached page opened in a new tab and a switch to the
+   other one, and the same generation (another decoding seed, so not cached);
 3. the load: one session presses Generate on Steer (``n_tokens`` greedy tokens) and, once its
-   progress bar counts tokens, ``n_cached`` new sessions open the cached pages and ``n_short``
-   new sessions open Model & prompts and then change the seed (a new prediction and attention
-   pattern: short computations that must queue for the model behind the generation's pieces).
+   progress bar is up, ``n_cached`` new sessions open the cached pages, then switch to the other
+   one in the sidebar, and ``n_short`` new sessions open Model & prompts and then change the
+   seed (a new prediction and attention pattern: short computations that queue for the model
+   behind the generation's pieces).
 
-Latency is measured the way a user feels it: from the navigation (``page.goto``) until the
-page is complete (its title, its result drawn, including the attention pattern's circuitsvis
-rendering, and nothing busy: no spinner, progress bar, stale element or running indicator).
+Latency is measured the way a user feels it: from the navigation (``page.goto``) or the click
+until the page is complete (its title, its result drawn, including the attention pattern's
+circuitsvis rendering, and nothing busy: no spinner, progress bar, skeleton or stale element).
 A short computation's total runs from pressing Enter on the new seed until its result is
-complete; its wait is the time its progress bar said "Waiting for the model". All times are
-taken in the page itself (a probe polls the DOM every 50 ms), so one Python thread can drive
-every session and its polling does not blur the figures. Errors: exception boxes, st.error
-boxes (seen at any moment), Playwright failures and timeouts. Memory: the server process's
-resident set, sampled every 0.2 s, and the kernel's peak (VmHWM).
+complete; its wait is the time its progress bar said "Waiting for the model". The server's part
+of each is when the script run ended (Streamlit's frontend reports it on the app's root). All
+times are taken in the page itself (a probe polls the DOM every 50 ms), so one Python thread
+can drive every session and its polling does not blur the figures. Errors: exception boxes,
+st.error boxes (seen at any moment), Playwright failures and timeouts, tracebacks in the
+server's log. Memory: the server process's resident set, sampled every 0.2 s, and the kernel's
+peak (VmHWM). Responsiveness: how long the server takes to answer its health check.
 
-Note that here the browsers share the server's CPU: on a 2-core machine, drawing eight pages
-(circuitsvis alone parses 1.3 MB of JavaScript per pattern) competes with the model.
+The browsers share the server's CPU: on a 2-core machine, drawing eight new Streamlit tabs
+(the frontend, plotly, the data grid, and circuitsvis' 1.3 MB of JavaScript per pattern)
+competes with the model.
 
-`python bench/load.py [--tokens 200] [--cached 6] [--short 2]` writes bench/load.json. A slow
-test over :func:`run` (order and results) is not in the suite yet: see the README.
+`python bench/load.py [--tokens 200] [--cached 6] [--short 2] [--server-env NAME=VALUE]`
+writes bench/load.json; tests/test_load.py runs a smaller load with :func:`run` (preopened
+tabs, order and results, no timing threshold).
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")
 class LoadConfig:
     n_tokens: int = 200  # greedy tokens of the long generation (unsteered and steered rows)
     n_prompts: int = 1  # prompts generated at once (the default prompt, then variants of it)
+    n_samples: int = 1  # > 1: sampling, this many samples per prompt (rows: 2 x prompts x samples)
     n_cached: int = 6  # sessions that open a page whose result is in the store
     n_short: int = 2  # sessions that compute a new prediction (seeds 1, 2, ...)
     cached_pages: tuple[str, ...] = ("model_prompts", "head_attribution")  # names in H.PAGES, taken in turn
@@ -113,7 +120,7 @@ _PROBE = """
       return plots.some(el => (el.data || []).some(t => t.type === 'heatmap')) && tables >= 1
              && frames.length >= 1 && frames.every(drawn);
     if (name === 'task_vectors') return plots.length >= 1;
-    if (name === 'steer') return main.querySelectorAll('.fv-steer-text').length === 2;
+    if (name === 'steer') return main.querySelectorAll('.fv-steer-text').length >= 2;
     return true;
   }
   // the server's script runs, as Streamlit's frontend reports them (stApp's data-test-script-state):
@@ -307,10 +314,10 @@ def build_vector(page: Any, url: str) -> None:
     H.assert_clean(page, "Steering vectors")
 
 
-def start_generation(page: Any, url: str, n_tokens: int, seed: int, n_prompts: int = 1) -> float:
+def start_generation(page: Any, url: str, n_tokens: int, seed: int, n_prompts: int = 1, n_samples: int = 1) -> float:
     """Open Steer (the only vector is chosen), set the tokens and the decoding seed (and, for
-    ``n_prompts`` > 1, as many variants of the default prompt), press Generate; returns the
-    epoch time of the click."""
+    ``n_prompts`` > 1, as many variants of the default prompt; for ``n_samples`` > 1, sampling
+    with that many samples per prompt), press Generate; returns the epoch time of the click."""
     H.goto(page, url, "steer", ready=lambda: page.get_by_role("button", name="Generate").count() == 1)
     H.assert_clean(page, "Steer")
     form = H.main(page).locator("[data-testid=stForm]")
@@ -325,6 +332,11 @@ def start_generation(page: Any, url: str, n_tokens: int, seed: int, n_prompts: i
                 page.keyboard.press("Enter")  # a new line: Enter does not submit a form from a text area
         assert len(area.input_value().splitlines()) == n_prompts, area.input_value()
     fields = {"Max new tokens": n_tokens, "Seed": seed}
+    if n_samples > 1:
+        form.locator("[data-testid=stRadio]").filter(has=page.get_by_text("Decoding", exact=True)).get_by_text(
+            "sampling", exact=True
+        ).click()
+        fields["Samples"] = n_samples
     for label, value in fields.items():
         type_into(page, number_input(page, form, label), str(value))
     shown = {label: number_input(page, form, label).input_value() for label in fields}
@@ -522,7 +534,9 @@ def load_phase(browser: Any, url: str, cfg: LoadConfig, log: Callable[[str], Non
         log(f"{sum(s.stage == 'opened' for s in others)} sessions open and waiting")
 
     gen = Session("generate", "generate", "steer", page=probed_page(browser))
-    t_click = gen.t_change = start_generation(gen.page, url, cfg.n_tokens, seed=0, n_prompts=cfg.n_prompts)
+    t_click = gen.t_change = start_generation(
+        gen.page, url, cfg.n_tokens, seed=0, n_prompts=cfg.n_prompts, n_samples=cfg.n_samples
+    )
     deadline = t_click + cfg.timeout_s
     # the generation's progress bar must be up before the others arrive
     while True:
@@ -576,6 +590,7 @@ def load_phase(browser: Any, url: str, cfg: LoadConfig, log: Callable[[str], Non
             generation = {
                 "tokens": cfg.n_tokens,
                 "prompts": cfg.n_prompts,
+                "samples": cfg.n_samples,
                 "progress_visible_at_start": gen_rec.get("genFirst") is not None,
                 "seconds": _secs(final.get("okAt"), t_click),  # Generate to the complete page
                 "generating_until_s": None if still_generating else _secs(gen_end, t_click),
@@ -651,7 +666,7 @@ def generation_alone(browser: Any, url: str, cfg: LoadConfig) -> float:
     """Seconds from Generate to the complete page, nobody else on the server (decoding seed 1:
     greedy, the same work, another cache key)."""
     page = probed_page(browser)
-    t = start_generation(page, url, cfg.n_tokens, seed=1, n_prompts=cfg.n_prompts)
+    t = start_generation(page, url, cfg.n_tokens, seed=1, n_prompts=cfg.n_prompts, n_samples=cfg.n_samples)
     H.settle(page, lambda: complete(page), timeout=600, what="the generation alone")
     H.assert_clean(page, "Steer (alone)")
     seconds = read_probe(page)["okAt"] / 1000 - t
@@ -771,6 +786,7 @@ def summary(result: dict) -> dict:
         "cached_open_during_generation": not result["config"]["preopen"],
         "cached_open_s": opened,  # navigation (a new tab) to the complete page
         "cached_open_first_content_s": _spread([s["first_content_s"] for s in cached]),
+        "cached_open_server_done_s": _spread([s["server_done_s"] for s in cached]),
         "cached_switch_s": switched,  # sidebar click in an open tab to the complete page
         "cached_alone": result.get("cached_alone"),
         "cached_waited_for_model_s": round(sum(s["view_waited_s"] + s["switch_waited_s"] for s in cached), 2),
