@@ -127,3 +127,22 @@ def tiny_lm(request, tokenizer):
 @pytest.fixture(scope="session")
 def tiny_llama(tokenizer):
     return build_tiny("llama", tokenizer)
+
+
+# Tiny Llama and GPT-2 shared by the steering and turn-taking tests (seed 1, one per module).
+@pytest.fixture(scope="module")
+def llama(tokenizer):
+    return build_tiny("llama", tokenizer, seed=1)
+
+
+@pytest.fixture(scope="module")
+def gpt2(tokenizer):
+    return build_tiny("gpt2", tokenizer, seed=1)
+
+
+def random_direction(lm, n_pos: int | None = None, seed: int = 0) -> torch.Tensor:
+    """A random direction about as large as the tiny models' residual stream (norm ~ 8):
+    ``[d_model]``, or ``[n_pos, d_model]``."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (lm.arch.d_model,) if n_pos is None else (n_pos, lm.arch.d_model)
+    return torch.randn(shape, generator=g)

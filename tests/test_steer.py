@@ -16,7 +16,7 @@ import sys
 
 import pytest
 import torch
-from conftest import CancelAt, build_tiny
+from conftest import CancelAt, build_tiny, random_direction
 
 from core import codegen, limits, steer, steering_vectors
 from core.errors import UserInputError
@@ -31,23 +31,6 @@ N_NEW = 8
 @pytest.fixture(scope="module", params=["llama", "gpt2", "gptj"])
 def lm(request, tokenizer):
     return build_tiny(request.param, tokenizer, seed=1)
-
-
-@pytest.fixture(scope="module")
-def llama(tokenizer):
-    return build_tiny("llama", tokenizer, seed=1)
-
-
-@pytest.fixture(scope="module")
-def gpt2(tokenizer):
-    return build_tiny("gpt2", tokenizer, seed=1)
-
-
-def _vector(lm, n_pos: int | None = None, seed: int = 0) -> torch.Tensor:
-    """A random direction about as large as the tiny models' residual stream (norm ~ 8)."""
-    g = torch.Generator().manual_seed(seed)
-    shape = (lm.arch.d_model,) if n_pos is None else (n_pos, lm.arch.d_model)
-    return torch.randn(shape, generator=g)
 
 
 def _hf_greedy(lm, prompts: list[str], n: int) -> list[str]:
@@ -70,7 +53,7 @@ def _hf_greedy(lm, prompts: list[str], n: int) -> list[str]:
 @pytest.mark.usefixtures("single_thread")
 @pytest.mark.parametrize("mode, n_pos", [("last", None), ("prompt", 3)])
 def test_batch_rows_equal_single_prompts(lm, mode, n_pos):
-    vec = _vector(lm, n_pos)
+    vec = random_direction(lm, n_pos)
     batch = steer.generate_pair(lm, PROMPTS, vec, 1, 2.0, mode, N_NEW)
     alone = [steer.generate_pair(lm, [p], vec, 1, 2.0, mode, N_NEW)[0] for p in PROMPTS]
     for b, a in zip(batch, alone):
@@ -115,7 +98,7 @@ def _hf_hooked(lm, prompts: list[str], layer: int, delta_fn, n: int) -> list[str
 @pytest.mark.parametrize("model", ["llama", "gpt2"])
 def test_last_mode_matches_a_hook_at_every_step(model, request):
     lm, layer, coeff = request.getfixturevalue(model), 1, 2.0
-    vec = _vector(lm)
+    vec = random_direction(lm)
 
     def delta(call, h, mask):
         d = torch.zeros_like(h)
@@ -130,7 +113,7 @@ def test_last_mode_matches_a_hook_at_every_step(model, request):
 @pytest.mark.parametrize("model", ["llama", "gpt2"])
 def test_prompt_mode_matches_a_hook_on_the_first_real_tokens(model, request):
     lm, layer, coeff = request.getfixturevalue(model), 1, 2.0
-    vec = _vector(lm, 3)
+    vec = random_direction(lm, 3)
 
     def delta(call, h, mask):
         d = torch.zeros_like(h)
@@ -151,7 +134,7 @@ def test_prompt_mode_matches_a_hook_on_the_first_real_tokens(model, request):
 @pytest.mark.parametrize("mode, n_pos", [("last", None), ("prompt", 4)])
 @pytest.mark.parametrize("sample", [False, True])
 def test_zero_coefficient_is_unsteered(lm, mode, n_pos, sample):
-    vec = _vector(lm, n_pos) * 50.0  # huge, so that any leak of the vector would show
+    vec = random_direction(lm, n_pos) * 50.0  # huge, so that any leak of the vector would show
     results = steer.generate_pair(
         lm, PROMPTS, vec, 1, 0.0, mode, N_NEW, sample=sample, temperature=0.9, top_p=0.95, n_samples=3, seed=7
     )
@@ -170,7 +153,7 @@ def test_zero_coefficient_is_unsteered(lm, mode, n_pos, sample):
 @pytest.mark.parametrize("model", ["llama", "gpt2"])
 def test_unsteered_equals_hf_generate(model, request):
     lm = request.getfixturevalue(model)
-    results = steer.generate_pair(lm, PROMPTS, _vector(lm), 1, 3.0, "last", 10)
+    results = steer.generate_pair(lm, PROMPTS, random_direction(lm), 1, 3.0, "last", 10)
     assert [r.unsteered[0] for r in results] == _hf_greedy(lm, PROMPTS, 10)
     # and the steered column is not
     assert [r.steered[0] for r in results] != _hf_greedy(lm, PROMPTS, 10)
@@ -183,11 +166,11 @@ def test_texts_end_at_end_of_sequence(tokenizer):
     plain = steer.generate_pair(lm, PROMPTS, None, 0, 0.0, "last", 10)
     first = lm.tokenizer(plain[0].unsteered[0], add_special_tokens=False)["input_ids"]
     lm.hf.generation_config.eos_token_id = first[3]  # row 0 now ends after 3 tokens
-    results = steer.generate_pair(lm, PROMPTS, _vector(lm), 0, 0.0, "last", 10)
+    results = steer.generate_pair(lm, PROMPTS, random_direction(lm), 0, 0.0, "last", 10)
     assert [r.unsteered[0] for r in results] == _hf_greedy(lm, PROMPTS, 10)
     assert results[0].unsteered[0] == lm.tokenizer.decode(first[:3])
     # alone, the prompt's row ends early: HF would stop the whole batch after 4 steps
-    (alone,) = steer.generate_pair(lm, PROMPTS[:1], _vector(lm), 0, 0.0, "last", 10)
+    (alone,) = steer.generate_pair(lm, PROMPTS[:1], random_direction(lm), 0, 0.0, "last", 10)
     assert alone.unsteered == alone.steered == [lm.tokenizer.decode(first[:3])]
 
 
@@ -202,7 +185,7 @@ def test_no_vector_means_no_steering(llama):
 
 @pytest.mark.usefixtures("single_thread")
 def test_sampling_is_seeded_and_coupled(llama):
-    vec = _vector(llama)
+    vec = random_direction(llama)
     kw = dict(sample=True, n_samples=4, temperature=1.0, top_p=1.0)
     a = steer.generate_pair(llama, PROMPTS[:2], vec, 1, 0.5, "last", N_NEW, seed=3, **kw)
     b = steer.generate_pair(llama, PROMPTS[:2], vec, 1, 0.5, "last", N_NEW, seed=3, **kw)
@@ -217,7 +200,7 @@ def test_sampling_is_seeded_and_coupled(llama):
 
 @pytest.mark.usefixtures("single_thread")
 def test_sampling_with_tiny_top_p_is_greedy(gpt2):
-    vec = _vector(gpt2)
+    vec = random_direction(gpt2)
     greedy = steer.generate_pair(gpt2, PROMPTS, vec, 1, 2.0, "last", N_NEW)
     nucleus = steer.generate_pair(gpt2, PROMPTS, vec, 1, 2.0, "last", N_NEW, sample=True, top_p=1e-9, n_samples=2)
     for g, s in zip(greedy, nucleus):
@@ -268,14 +251,14 @@ def test_lock_is_held_and_model_left_unmodified(llama):
     def progress(fraction, message):
         held.append(llama.lock.held())
 
-    steer.generate_pair(llama, ["Hello"], _vector(llama, 2) * 10, 1, 5.0, "prompt", 3, progress=progress)
+    steer.generate_pair(llama, ["Hello"], random_direction(llama, 2) * 10, 1, 5.0, "prompt", 3, progress=progress)
     assert held == [True, True, True]
     with torch.no_grad():
         assert torch.equal(llama.hf(ids).logits, before)
 
 
 def test_accepts_a_vector_object(llama):
-    vec = Vector(values=_vector(llama), model_id=llama.model_id, layer=1, method="caa")
+    vec = Vector(values=random_direction(llama), model_id=llama.model_id, layer=1, method="caa")
     a = steer.generate_pair(llama, ["Hello"], vec, 1, 2.0, "last", 3)
     b = steer.generate_pair(llama, ["Hello"], vec.values, 1, 2.0, "last", 3)
     assert a == b
@@ -340,7 +323,7 @@ def test_one_message_per_mistake(llama):
     from core.attention import attention_pattern
     from core.checks import parse_coeffs
 
-    vec = _vector(llama)
+    vec = random_direction(llama)
     layer_calls = [
         lambda: steer.generate_pair(llama, ["Hi"], vec, 3, 1.0, "last", 2),
         lambda: steering_vectors.actadd_vector(llama, "Love", "Hate", 3),
@@ -512,7 +495,7 @@ def test_resid_norms(llama):
 @pytest.mark.parametrize("mode, n_pos", [("last", None), ("prompt", 2)])
 def test_sweep_cells_equal_single_generations(gpt2, mode, n_pos):
     """Each layer uses its own vector; every cell is the generation of that (layer, coefficient)."""
-    vectors = {0: _vector(gpt2, n_pos, seed=0), 2: _vector(gpt2, n_pos, seed=1)}
+    vectors = {0: random_direction(gpt2, n_pos, seed=0), 2: random_direction(gpt2, n_pos, seed=1)}
     prompt, layers, coeffs = "Once upon a time", [0, 2], [0.0, 1.0, -3.0]
     result = sweep(gpt2, prompt, vectors, coeffs, mode, max_new_tokens=6, target_word="time")
     assert isinstance(result, SweepResult)
@@ -545,7 +528,7 @@ def test_sweep_cells_equal_single_generations(gpt2, mode, n_pos):
 
 
 def test_sweep_keyword_scores_and_validation(llama):
-    vec = _vector(llama)
+    vec = random_direction(llama)
     result = sweep(llama, "Hello", {1: vec}, [0.0, 2.0], "last", max_new_tokens=3, keywords=["the", "a"])
     assert result.score_name == "keyword hit rate"
     for ci in range(2):
@@ -569,7 +552,7 @@ def test_sweep_keyword_scores_and_validation(llama):
 def test_sweep_limits_hold_for_the_whole_grid(llama, monkeypatch):
     """Every layer's part of the grid is within the limits, the whole grid is not: refused before
     anything runs (the dashboard once swept layer by layer, so no part ever met the limit)."""
-    vec = _vector(llama)
+    vec = random_direction(llama)
     progress = []
     per_layer = 40  # 1 layer x 40 coefficients = 40 cells: within MAX_SWEEP_CELLS
     assert per_layer <= limits.MAX_SWEEP_CELLS < 3 * per_layer
@@ -621,7 +604,7 @@ def test_exported_scripts_reproduce_the_steered_text(gpt2, tmp_path):
     prompt = "Once upon a time"
     scripts, expected = [], []
     for mode, n_pos in (("last", None), ("prompt", 2)):
-        vec = _vector(gpt2, n_pos)
+        vec = random_direction(gpt2, n_pos)
         path = tmp_path / f"vec_{mode}.safetensors"
         path.write_bytes(to_bytes(Vector(values=vec, model_id=str(folder), layer=1, method="actadd")))
         script = tmp_path / f"steer_{mode}.py"
@@ -683,7 +666,7 @@ def test_cancelled_generation_leaves_the_model_unmodified(lm):
     """Cancel during nnsight's generation loop (a progress report raises on its worker thread)."""
     from core.errors import Cancelled
 
-    v = _vector(lm)
+    v = random_direction(lm)
     before = steer.generate_pair(lm, PROMPTS, v, 1, 4.0, "last", N_NEW)
     cancel = CancelAt(3)  # the third token
     with pytest.raises(Cancelled):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from conftest import build_tiny
+from conftest import random_direction
 
 from core import steer, turns
 from core.errors import Cancelled
@@ -20,21 +20,6 @@ from core.turns import ModelQueue
 
 PROMPTS = ["The quick brown fox jumps over the lazy dog and", "Hi"]
 N_LONG = 20  # more than steer.TOKENS_PER_TURN: the generation runs in several pieces
-
-
-@pytest.fixture(scope="module")
-def llama(tokenizer):
-    return build_tiny("llama", tokenizer, seed=1)
-
-
-@pytest.fixture(scope="module")
-def gpt2(tokenizer):
-    return build_tiny("gpt2", tokenizer, seed=1)
-
-
-def _vector(lm, n_pos=None, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn((lm.arch.d_model,) if n_pos is None else (n_pos, lm.arch.d_model), generator=g)
 
 
 # --- the queue ---------------------------------------------------------------------------------
@@ -123,7 +108,7 @@ def test_generation_in_pieces_equals_one_piece(model, mode, n_pos, sample, reque
     """Handing the key/value cache from piece to piece changes no token."""
     lm = request.getfixturevalue(model)
     kw = dict(sample=sample, temperature=0.8, top_p=0.9, repetition_penalty=1.3, n_samples=2, seed=5)
-    v = _vector(lm, n_pos)
+    v = random_direction(lm, n_pos)
     monkeypatch.setattr(steer, "TOKENS_PER_TURN", 1000)
     whole = steer.generate_pair(lm, PROMPTS, v, 1, 3.0, mode, N_LONG, **kw)
     monkeypatch.setattr(steer, "TOKENS_PER_TURN", 3)
@@ -151,7 +136,7 @@ def test_a_short_computation_runs_between_the_pieces_of_a_generation(llama):
         finished["at_token"] = tokens_done[0]
 
     n = 5 * steer.TOKENS_PER_TURN
-    steer.generate_pair(llama, ["Once upon a time"], _vector(llama), 1, 1.0, "last", n, progress=progress)
+    steer.generate_pair(llama, ["Once upon a time"], random_direction(llama), 1, 1.0, "last", n, progress=progress)
     _wait_until(lambda: "at_token" in finished)
     assert queued.is_set()
     # it waited for the rest of the first piece only
@@ -162,14 +147,14 @@ def test_a_short_computation_runs_between_the_pieces_of_a_generation(llama):
 def test_sampling_leaves_the_global_random_state_alone(llama):
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    steer.generate_pair(llama, PROMPTS, _vector(llama), 1, 2.0, "last", 4, sample=True, n_samples=2, seed=9)
+    steer.generate_pair(llama, PROMPTS, random_direction(llama), 1, 2.0, "last", 4, sample=True, n_samples=2, seed=9)
     assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_two_users_sampling_at_once_get_what_they_get_alone(llama, monkeypatch):
     monkeypatch.setattr(steer, "TOKENS_PER_TURN", 2)  # many pieces: the two generations interleave
     kw = dict(sample=True, temperature=1.0, n_samples=2)
-    v = _vector(llama)
+    v = random_direction(llama)
     alone = {s: steer.generate_pair(llama, PROMPTS, v, 1, 2.0, "last", 12, seed=s, **kw) for s in (1, 2)}
     together: dict[int, list] = {}
     pieces_seen: list[int] = []
