@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results.json"
 QUICK = "--quick" in sys.argv  # skip the per-task table and the scaling grid
+FV_TABLE_ONLY = "--fv-table" in sys.argv  # only the per-task table, merged into results.json
 
 
 def peak_gb() -> float:
@@ -81,6 +82,99 @@ def shared_model_figures(lm, vector) -> dict:
     return out
 
 
+def fv_table(lm, settings, names=None) -> tuple[list[dict], dict]:
+    """Function vectors on every built-in task (top 10 heads, layer chosen automatically, never
+    on test queries), scored on held-out test queries: first-token and whole-answer (generated)
+    accuracy with their 95% intervals, and how far the chosen layer's test accuracy is from the
+    best layer's on the same test queries (the gap the layer choice is judged by)."""
+    from core import fv
+    from core.tasks import builtin_names, load_builtin
+
+    table = []
+    for name in names or builtin_names():
+        t0 = time.perf_counter()
+        wbt = fv.build_workbench(lm, load_builtin(name), settings)
+        fv.run_attribution(lm, wbt)
+        rep = fv.evaluate(lm, wbt, wbt.attribution.top_heads(10), layer="auto", n_eval=50)
+        acc = rep.accuracy
+        best = rep.best_test_layer
+        table.append(
+            {
+                "task": name,
+                "icl": rep.icl_accuracy,
+                "zero_shot": rep.zero_shot_baseline,
+                "zero_shot_fv": rep.zero_shot_with_fv,
+                "zero_shot_fv_ci": acc("zero_shot_with_fv").to_json(),
+                "layer": rep.layer,
+                "best_test_layer": best,
+                "best_test_accuracy": rep.zero_shot_by_layer[best],
+                "layer_gap": rep.zero_shot_by_layer[best] - rep.zero_shot_with_fv,
+                "shuffled": rep.shuffled_baseline,
+                "shuffled_fv": rep.shuffled_with_fv,
+                "zero_shot_generation": rep.zero_shot_generation_accuracy,
+                "zero_shot_fv_generation": rep.zero_shot_with_fv_generation_accuracy,
+                "zero_shot_fv_generation_ci": acc("zero_shot_with_fv_generation_accuracy").to_json(),
+                "generation_max_new_tokens": rep.generation_max_new_tokens,
+                "n_eval": rep.n_eval,
+                "n_layer_choice": rep.n_valid,
+                "layer_choice_by_layer": rep.valid_by_layer,
+                "test_by_layer": rep.zero_shot_by_layer,
+                "top_head": list(wbt.attribution.top_heads(1)[0]),
+                "evaluate_s": rep.seconds,
+                "task_s": time.perf_counter() - t0,
+            }
+        )
+        print(json.dumps({k: v for k, v in table[-1].items() if not k.endswith("by_layer")}), flush=True)
+        if len(table) == 1:  # the cost generation scoring adds to fv.evaluate, timed once
+            from core.generation_scoring import score_generations
+            from core.prompts import build_prompts, split_task
+
+            splits = split_task(wbt.task, settings.seed)
+            test = build_prompts(splits.test, splits.train, settings, n_prompts=min(50, len(splits.test)))
+            _, gen_s = timed(
+                lambda test=test, rep=rep: score_generations(
+                    lm, test.zero_shot, test.targets, rep.vector.values, rep.layer, rep.generation_case_sensitive
+                )
+            )
+    gaps = [r["layer_gap"] for r in table]
+    summary = {
+        "mean_layer_gap": sum(gaps) / len(gaps),
+        "max_layer_gap": max(gaps),
+        "n_tasks": len(table),
+        "generation_scoring_s": gen_s,
+        "generation_scoring_task": table[0]["task"],
+    }
+    return table, summary
+
+
+def print_fv_table(table: list[dict], summary: dict) -> None:
+    print("\ntask                     icl   zs   zs+fv (layer) best (layer) gap   gen zs  gen zs+fv  shuf  shuf+fv")
+    for r in table:
+        print(
+            f"{r['task']:<24} {r['icl']:.2f}  {r['zero_shot']:.2f}  {r['zero_shot_fv']:.2f} ({r['layer']:>2})"
+            f"    {r['best_test_accuracy']:.2f} ({r['best_test_layer']:>2})  {r['layer_gap']:.2f}"
+            f"  {r['zero_shot_generation']:.2f}    {r['zero_shot_fv_generation']:.2f}"
+            f"       {r['shuffled']:.2f}  {r['shuffled_fv']:.2f}"
+        )
+    print(
+        f"mean gap {summary['mean_layer_gap']:.3f} (max {summary['max_layer_gap']:.2f}) over {summary['n_tasks']} tasks"
+    )
+
+
+def main_fv_table() -> None:
+    """``bench/run.py --fv-table [task ...]``: the per-task table alone, merged into results.json."""
+    from core.models import load_model
+    from core.prompts import PromptSettings
+
+    names = [a for a in sys.argv[1:] if not a.startswith("--")] or None
+    lm = load_model()
+    table, summary = fv_table(lm, PromptSettings(n_shots=10, n_prompts=20), names)
+    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results["fv_table"], results["fv_layer_choice"] = table, summary
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    print_fv_table(table, summary)
+
+
 def main() -> None:
     import torch
 
@@ -89,7 +183,7 @@ def main() -> None:
     from core.models import load_model
     from core.predict import predict
     from core.prompts import PromptSettings, build_prompts, split_task
-    from core.tasks import builtin_names, load_builtin
+    from core.tasks import load_builtin
 
     results: dict = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}}
     results["cold_load_s"] = cold_load_seconds()
@@ -138,6 +232,11 @@ def main() -> None:
         )
     except ImportError:
         results["steer"] = "core.steer not available"
+    from core.report import build_report
+
+    past = load_builtin("present_past")  # the whole Task report, every stage computed (nothing cached)
+    report, results["task_report_10shot_20prompts_s"] = timed(lambda: build_report(lm, past, settings))
+    results["task_report_stage_s"] = report.stage_seconds
     results["shared_model"] = shared_model_figures(lm, vec)
     print(json.dumps(results["shared_model"]), flush=True)
     results["peak_rss_gb"] = peak_gb()
@@ -154,42 +253,26 @@ def main() -> None:
                 scaling.append({"n_shots": n_shots, "n_prompts": n_prompts, "tokens": width, "seconds": secs})
                 print(json.dumps(scaling[-1]), flush=True)
         results["attribution_scaling"] = scaling
-        table = []
-        for name in builtin_names():
-            wbt = fv.build_workbench(lm, load_builtin(name), settings)
-            fv.run_attribution(lm, wbt)
-            rep = fv.evaluate(lm, wbt, wbt.attribution.top_heads(10), layer="auto", n_eval=50)
-            table.append(
-                {
-                    "task": name,
-                    "icl": rep.icl_accuracy,
-                    "zero_shot": rep.zero_shot_baseline,
-                    "zero_shot_fv": rep.zero_shot_with_fv,
-                    "layer": rep.layer,
-                    "shuffled": rep.shuffled_baseline,
-                    "shuffled_fv": rep.shuffled_with_fv,
-                    "n_eval": rep.n_eval,
-                    "top_head": list(wbt.attribution.top_heads(1)[0]),
-                }
-            )
-            print(json.dumps(table[-1]), flush=True)
-        results["fv_table"] = table
+        results["fv_table"], results["fv_layer_choice"] = fv_table(lm, settings)
         results["peak_rss_gb"] = peak_gb()
 
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {OUT.relative_to(ROOT)}")
     width = max(len(k) for k in results)
     for key, value in results.items():
-        if key in ("fv_table", "machine", "attribution_scaling", "shared_model"):
+        if key in (
+            "fv_table",
+            "fv_layer_choice",
+            "machine",
+            "attribution_scaling",
+            "shared_model",
+            "task_report_stage_s",
+        ):
             continue
         print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     if "fv_table" in results:
-        print("\ntask                     icl   zs   zs+fv (layer)  shuf  shuf+fv")
-        for r in results["fv_table"]:
-            print(
-                f"{r['task']:<24} {r['icl']:.2f}  {r['zero_shot']:.2f}  {r['zero_shot_fv']:.2f} ({r['layer']:>2})     {r['shuffled']:.2f}  {r['shuffled_fv']:.2f}"
-            )
+        print_fv_table(results["fv_table"], results["fv_layer_choice"])
 
 
 if __name__ == "__main__":
-    main()
+    main_fv_table() if FV_TABLE_ONLY else main()

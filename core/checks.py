@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from core.models import LoadedModel
 
 MODES: tuple[str, ...] = ("last", "prompt")  # where a steering vector is added (core.steer)
+CORRUPTIONS: tuple[str, ...] = ("shuffle", "random")  # how corrupted prompts break labels (core.prompts)
 
 
 def _is_whole(value: Any) -> bool:
@@ -171,6 +172,50 @@ def check_pairs(pairs: Any) -> list[tuple[str, str]]:
         check_text(pair[0], f"positive text of pair {i + 1}")
         check_text(pair[1], f"negative text of pair {i + 1}")
     return [(p, q) for p, q in pairs]
+
+
+def check_task_names(names: Sequence[str]) -> list[str]:
+    """Tasks to compare: 2 to ``limits.MAX_COMPARE_TASKS``, no name twice (results are labelled by name)."""
+    names = list(names)
+    if not 2 <= len(names) <= limits.MAX_COMPARE_TASKS:
+        raise UserInputError(f"Compare 2 to {limits.MAX_COMPARE_TASKS} tasks (got {len(names)}).")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserInputError(f"The task '{twice[0]}' is listed twice: give each task once (names must differ).")
+    return names
+
+
+def check_corruption(corruption: Any) -> str:
+    """How corrupted prompts break the demos' labels: ``"shuffle"`` or ``"random"``."""
+    if corruption not in CORRUPTIONS:
+        raise UserInputError(
+            f"Unknown corruption {corruption!r}: choose 'shuffle' (labels shuffled among the demos) "
+            "or 'random' (each label replaced by another output of the task)."
+        )
+    return corruption
+
+
+def check_description(text: Any) -> str:
+    """A one-line description of a task for a language model to write pairs for (core.llm_pairs)."""
+    if not isinstance(text, str) or not text.strip():
+        raise UserInputError("The task description is empty: describe the task, e.g. 'adjective -> its comparative'.")
+    text = text.strip()
+    if "\n" in text:
+        raise UserInputError("The task description spans several lines: describe the task in one line.")
+    if len(text) > limits.MAX_DESCRIPTION_CHARS:
+        raise UserInputError(
+            f"The task description has {len(text)} characters; the limit is {limits.MAX_DESCRIPTION_CHARS}."
+        )
+    return text
+
+
+def check_n_written_pairs(n: Any) -> int:
+    """How many pairs to ask a language model for: ``limits.MIN_PAIRS`` to ``limits.MAX_WRITTEN_PAIRS``."""
+    if not _is_whole(n) or not limits.MIN_PAIRS <= n <= limits.MAX_WRITTEN_PAIRS:
+        raise UserInputError(
+            f"The number of pairs must be a whole number from {limits.MIN_PAIRS} to {limits.MAX_WRITTEN_PAIRS} (got {n!r})."
+        )
+    return int(n)
 
 
 # --- steering vectors and decoding ------------------------------------------------------------

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from core.checks import CORRUPTIONS
 from core.errors import UserInputError
 from core.files import check_writable, write_atomic
 from core.models import DEFAULT_MODEL, ModelSpec
@@ -44,7 +45,7 @@ def _model(args: argparse.Namespace):
 def _settings(args: argparse.Namespace):
     from core.prompts import PromptSettings
 
-    return PromptSettings(n_shots=args.n_shots, n_prompts=args.n_prompts, seed=args.seed)
+    return PromptSettings(n_shots=args.n_shots, n_prompts=args.n_prompts, seed=args.seed, corruption=args.corruption)
 
 
 def cmd_info(args: argparse.Namespace) -> dict:
@@ -62,6 +63,7 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 
 def cmd_attribution(args: argparse.Namespace) -> dict:
     from core import fv
+    from core.stats import Accuracy
 
     task = _task(args)
     lm = _model(args)
@@ -79,6 +81,7 @@ def cmd_attribution(args: argparse.Namespace) -> dict:
         "metric": at.metric,
         "method": at.method,
         "icl_accuracy": wb.stats.icl_accuracy,
+        "icl_accuracy_ci": Accuracy.of(wb.stats.icl_accuracy, wb.stats.n_prompts).to_json(),
         "cie": at.cie.tolist(),
         "top_heads": [list(h) for h in at.top_heads(20)],
         "seconds": time.perf_counter() - t0,
@@ -120,6 +123,98 @@ def cmd_fv(args: argparse.Namespace) -> dict:
             raise _file_error("--save", args.save_path, exc) from None
         out["saved"] = str(path)
     return out
+
+
+def cmd_compare(args: argparse.Namespace) -> dict:
+    from core import checks
+    from core.compare import compare_tasks
+    from core.tasks import load_builtin, load_task_file
+
+    # every task is read and checked before the (slow) load
+    names = [n.strip() for n in (args.tasks or "").split(",") if n.strip()]
+    files = [f.strip() for f in (args.task_files or "").split(",") if f.strip()]
+    tasks = [load_builtin(n) for n in names] + [load_task_file(f) for f in files]
+    checks.check_task_names([t.name for t in tasks])
+    layer: int | str = args.layer if args.layer == "auto" else _int(args.layer, "--layer")
+    lm = _model(args)
+    result = compare_tasks(
+        lm, tasks, _settings(args), top_k=args.top_k, layer=layer, n_eval=args.n_eval, metric=args.metric
+    )
+    return {"model": lm.model_id, **result.to_json()}
+
+
+def cmd_heads(args: argparse.Namespace) -> dict:
+    from core import checks, fv, induction
+
+    task = _task(args)
+    lm = _model(args)
+    checks.check_n_heads(args.n_max, lm)
+    settings = _settings(args)
+    t0 = time.perf_counter()
+    prompts = induction.ablation_prompts(task, settings, args.n_eval)  # checked before the work
+    wb = fv.build_workbench(lm, task, settings)
+    at = fv.run_attribution(lm, wb, metric=args.metric)
+    scores = induction.induction_scores(lm, seed=settings.seed)
+    result = induction.compare_heads(lm, prompts, wb.stats.mean_heads, at, scores, n_max=args.n_max)
+    return {
+        "model": lm.model_id,
+        "task": task.name,
+        "settings": wb.settings.to_dict(),
+        **result.to_json(),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def cmd_pairs(args: argparse.Namespace) -> dict:
+    from core.llm_pairs import Endpoint, write_pairs
+
+    # the endpoint comes from OPENAI_BASE_URL, OPENAI_API_KEY, FV_STUDIO_PAIRS_MODEL; the key is never printed
+    return write_pairs(args.describe, args.n, Endpoint.read()).to_json()
+
+
+def cmd_report(args: argparse.Namespace) -> dict:
+    from core import checks
+    from core.report import ReportOptions, build_report
+
+    task = _task(args)
+    settings = _settings(args)
+    targets = {"--out": args.html_path, "--json": args.json_path}
+    if args.html_path and args.json_path and Path(args.html_path).resolve() == Path(args.json_path).resolve():
+        raise UserInputError("--out and --json would write the same file.")
+    for flag, path in targets.items():  # before the model loads, not after the work is done
+        if path:
+            try:
+                check_writable(path)
+            except OSError as exc:
+                raise _file_error(flag, path, exc) from None
+    if args.prompt is not None:
+        checks.check_text(args.prompt, "generation prompt")
+    checks.check_max_new_tokens(args.max_new_tokens)
+    lm = _model(args)
+    options = ReportOptions(
+        top_k=checks.check_n_heads(args.heads, lm),
+        n_eval=args.n_eval,
+        max_new_tokens=args.max_new_tokens,
+        prompt=args.prompt,
+    )
+    report = build_report(lm, task, settings, options)
+    data = report.to_json()
+    for flag, path in targets.items():
+        if not path:
+            continue
+        if flag == "--out":
+            from core.report_html import render
+
+            payload = render(report)
+        else:
+            payload = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        try:
+            write_atomic(path, payload.encode("utf-8"))
+        except OSError as exc:
+            raise _file_error(flag, path, exc) from None
+    if args.json_path:  # the whole report is in the file: stdout gets the verdict
+        return {"html": args.html_path, "json": args.json_path, "verdict": data["verdict"], "seconds": data["seconds"]}
+    return data
 
 
 def _save_target(args: argparse.Namespace) -> tuple[Path, str]:
@@ -254,18 +349,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="FV Studio command line (JSON output)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser, task: bool = True) -> None:
+    def common(p: argparse.ArgumentParser, task: bool = True, out: bool = True) -> None:
         p.add_argument("--model", default=DEFAULT_MODEL, help="model id, folder, or the default")
         p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
         p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"])
         p.add_argument("--remote", action="store_true", help="run on NDIF (needs NDIF_API_KEY and the internet)")
-        p.add_argument("--out", help="write the JSON here instead of stdout")
+        if out:
+            p.add_argument("--out", help="write the JSON here instead of stdout")
         if task:
             p.add_argument("--task", help="built-in task name (e.g. antonym)")
             p.add_argument("--task-file", help="JSON, CSV (input,output) or typed lines")
-            p.add_argument("--n-shots", type=int, default=10)
-            p.add_argument("--n-prompts", type=int, default=20)
-            p.add_argument("--seed", type=int, default=0)
+            prompt_args(p)
+
+    def prompt_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--n-shots", type=int, default=10)
+        p.add_argument("--n-prompts", type=int, default=20)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument(
+            "--corruption",
+            default="shuffle",
+            choices=list(CORRUPTIONS),
+            help="corrupted prompts: demo labels shuffled (the paper) or random outputs of the task",
+        )
 
     common(sub.add_parser("info", help="model facts"), task=False)
     common(sub.add_parser("predict", help="in-context and zero-shot predictions"))
@@ -283,6 +388,33 @@ def build_parser() -> argparse.ArgumentParser:
     # not dest "save": nnsight puts a .save() method on every object, Namespace included, and
     # argparse leaves a default unset when the namespace already has the attribute
     p.add_argument("--save", dest="save_path", help="save the vector (safetensors) here")
+    p = sub.add_parser("compare", help="several tasks: mean head effects, overlaps, FV cosines, transfer")
+    common(p, task=False)
+    prompt_args(p)
+    p.add_argument("--tasks", help="built-in task names, comma-separated (e.g. antonym,present_past)")
+    p.add_argument("--task-files", help="task files, comma-separated (JSON, CSV or typed lines)")
+    p.add_argument("--top-k", type=int, default=10, help="heads per task (function vector and overlap)")
+    p.add_argument("--layer", default="auto", help="layer to add each FV at, or auto (each source's best)")
+    p.add_argument("--n-eval", type=int, default=50, help="held-out queries per target task")
+    p.add_argument("--metric", default="prob", choices=["prob", "logprob"])
+    p = sub.add_parser("heads", help="function-vector heads vs induction heads: scores and ablation curves")
+    common(p)
+    p.add_argument("--metric", default="prob", choices=["prob", "logprob"])
+    p.add_argument("--n-max", type=int, default=10, help="ablate the top 0..N heads of each kind")
+    p.add_argument("--n-eval", type=int, default=50, help="held-out in-context prompts the ablation is scored on")
+    p = sub.add_parser("pairs", help="task pairs written by a language model (OpenAI-compatible endpoint)")
+    p.add_argument("--describe", required=True, help="the task in one line, e.g. 'adjective -> its comparative'")
+    p.add_argument("--n", type=int, default=40, help="how many pairs to ask for")
+    p.add_argument("--out", help="write the JSON here instead of stdout (--task-file reads it)")
+    p = sub.add_parser("report", help="the task report: ICL, heads, function vector, h-vector, steering")
+    common(p, out=False)  # --out is the HTML file here
+    p.set_defaults(out=None)
+    p.add_argument("--out", dest="html_path", help="write the self-contained HTML report here")
+    p.add_argument("--json", dest="json_path", help="write the JSON report here (else it goes to stdout)")
+    p.add_argument("--heads", type=int, default=10, help="heads in the function vector (top K)")
+    p.add_argument("--n-eval", type=int, default=50, help="held-out test queries, at most")
+    p.add_argument("--prompt", help="prompt of the steered free generation (default: a held-out query)")
+    p.add_argument("--max-new-tokens", type=int, default=30)
     p = sub.add_parser("steer", help="unsteered vs steered generation")
     common(p, task=False)
     p.add_argument("--prompt", required=True)
@@ -303,6 +435,10 @@ COMMANDS = {
     "predict": cmd_predict,
     "attribution": cmd_attribution,
     "fv": cmd_fv,
+    "compare": cmd_compare,
+    "heads": cmd_heads,
+    "pairs": cmd_pairs,
+    "report": cmd_report,
     "steer": cmd_steer,
 }
 

@@ -20,6 +20,9 @@ MAX_TEMPERATURE = 10.0  # sampling temperature
 MAX_REPETITION_PENALTY = 10.0
 MAX_SWEEP_CELLS = 100  # layers x coefficients in one steering sweep
 MAX_SWEEP_LAYERS = 30  # one generate call per layer
+MAX_COMPARE_TASKS = 8  # tasks compared at once (an attribution each)
+MAX_WRITTEN_PAIRS = 200  # pairs asked of a language model at once (core.llm_pairs)
+MAX_DESCRIPTION_CHARS = 300  # the one-line task description it is given
 MAX_CACHED_RESULTS = 48  # results kept for all users of one app (least recently used go first)
 MAX_CACHE_MB = 512  # the same results' tensors, in total
 
@@ -42,5 +45,7 @@ def as_table() -> list[tuple[str, str]]:
         ("sampling temperature", str(MAX_TEMPERATURE)),
         ("repetition penalty", str(MAX_REPETITION_PENALTY)),
         ("steering sweep cells (layers x coefficients)", str(MAX_SWEEP_CELLS)),
+        ("tasks compared at once", str(MAX_COMPARE_TASKS)),
+        ("pairs written by a language model at once", f"{MIN_PAIRS} to {MAX_WRITTEN_PAIRS}"),
         ("results kept in memory (all users)", f"{MAX_CACHED_RESULTS} or {MAX_CACHE_MB} MiB"),
     ]

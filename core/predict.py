@@ -9,6 +9,7 @@ import torch
 from core.inference import Progress, encode, first_token_ids, no_progress, run_forward, top_tokens
 from core.models import LoadedModel
 from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
+from core.stats import Accuracy
 from core.tasks import Task
 
 
@@ -24,12 +25,21 @@ class Prediction:
     overlap: bool
 
     @property
+    def icl(self) -> Accuracy:
+        """In-context first-token accuracy with its number of queries and 95% interval."""
+        return Accuracy(sum(self.icl_correct), len(self.icl_correct))
+
+    @property
+    def zero_shot(self) -> Accuracy:
+        return Accuracy(sum(self.zero_shot_correct), len(self.zero_shot_correct))
+
+    @property
     def icl_accuracy(self) -> float:
-        return sum(self.icl_correct) / len(self.icl_correct)
+        return self.icl.value
 
     @property
     def zero_shot_accuracy(self) -> float:
-        return sum(self.zero_shot_correct) / len(self.zero_shot_correct)
+        return self.zero_shot.value
 
     def table(self) -> list[dict]:
         return [
@@ -53,7 +63,9 @@ class Prediction:
             "predictions": self.icl_top1,
             "zero_shot_predictions": self.zero_shot_top1,
             "icl_accuracy": self.icl_accuracy,
+            "icl_accuracy_ci": self.icl.to_json(),
             "zero_shot_accuracy": self.zero_shot_accuracy,
+            "zero_shot_accuracy_ci": self.zero_shot.to_json(),
             "n_prompts": len(self.prompts),
         }
 

@@ -1,11 +1,15 @@
-"""In-context, zero-shot and corrupted (shuffled-label) prompts.
+"""In-context, zero-shot and corrupted prompts (shuffled or random demo labels).
 
 An in-context prompt is ``n_shots`` demonstrations and a query, each rendered with a
 template containing ``{x}`` and ``{y}`` (default ``Q: {x}\\nA: {y}``, blank lines between
 examples, as in Todd et al. 2023). The query stops before ``{y}``; the target is the answer
 with a leading space, and the model is scored on the target's first token.
-A corrupted prompt keeps the demos' inputs but shuffles their labels among themselves, so the
-task is no longer shown. Everything is seeded: the same seed gives the same prompts everywhere.
+A corrupted prompt keeps the demos' inputs but breaks their labels, so the task is no longer
+shown: ``corruption="shuffle"`` shuffles the labels among the demos (Todd et al. 2023, section
+2.2); ``"random"`` replaces each label by the output of another pair of the task, drawn at random
+(the ARENA course's variant: the labels are still outputs of the task, but paired with the wrong
+inputs and no longer a permutation of the demos' own). Everything is seeded: the same seed gives
+the same prompts everywhere.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core import limits
+from core.checks import check_corruption
 from core.errors import UserInputError
 from core.tasks import Pair, Task
 
@@ -30,9 +35,10 @@ class PromptSettings:
     seed: int = 0  # one seed fixes the split, the demos and the shuffles
     template: str = DEFAULT_TEMPLATE
     separator: str = DEFAULT_SEPARATOR
+    corruption: str = "shuffle"  # how corrupted prompts break labels: "shuffle" (paper) or "random"
 
     def key(self) -> tuple:
-        return (self.n_shots, self.n_prompts, self.seed, self.template, self.separator)
+        return (self.n_shots, self.n_prompts, self.seed, self.template, self.separator, self.corruption)
 
     def to_dict(self) -> dict:
         return {
@@ -41,6 +47,7 @@ class PromptSettings:
             "seed": self.seed,
             "template": self.template,
             "separator": self.separator,
+            "corruption": self.corruption,
         }
 
 
@@ -59,7 +66,7 @@ class PromptSet:
     queries: tuple[Pair, ...]
     demos: tuple[tuple[Pair, ...], ...]  # per prompt, the demonstrations in order
     clean: tuple[str, ...]  # in-context prompts
-    corrupted: tuple[str, ...]  # same demos and query, labels shuffled among the demos
+    corrupted: tuple[str, ...]  # same demos and query, labels shuffled or random (settings.corruption)
     zero_shot: tuple[str, ...]  # the query alone
     targets: tuple[str, ...]  # answers with their leading space
 
@@ -117,6 +124,17 @@ def _derange(items: list[str], rng: random.Random) -> list[str]:
     return shuffled
 
 
+def _random_labels(demos: Sequence[Pair], pool: Sequence[Pair], rng: random.Random) -> list[str]:
+    """For each demo, the output of another pair of ``pool`` drawn at random, never the demo's
+    own output while the pool has another one (a task whose outputs are all equal keeps them)."""
+    outputs = [p.output for p in pool]
+    labels = []
+    for d in demos:
+        others = [y for y in outputs if y != d.output]
+        labels.append(rng.choice(others) if others else d.output)
+    return labels
+
+
 def build_prompts(
     queries_from: Sequence[Pair],
     demo_pool: Sequence[Pair],
@@ -125,6 +143,7 @@ def build_prompts(
 ) -> PromptSet:
     """Prompts for the first ``n_prompts`` queries; demos come from ``demo_pool`` minus the query."""
     check_template(settings.template)
+    check_corruption(settings.corruption)
     if not 0 <= settings.n_shots <= limits.MAX_SHOTS:
         raise UserInputError(f"Shots must be between 0 and {limits.MAX_SHOTS} (got {settings.n_shots}).")
     n_prompts = settings.n_prompts if n_prompts is None else n_prompts
@@ -143,11 +162,14 @@ def build_prompts(
             )
         rng = random.Random(settings.seed * 1_000_003 + i)
         demos = rng.sample(pool, settings.n_shots)
-        shuffled = _derange([d.output for d in demos], rng)
+        if settings.corruption == "shuffle":
+            bad_labels = _derange([d.output for d in demos], rng)
+        else:
+            bad_labels = _random_labels(demos, pool, rng)
         sep = settings.separator
         query_text = render_query(settings.template, query.input)
         clean_demos = [render_demo(settings.template, d) for d in demos]
-        bad_demos = [render_demo(settings.template, Pair(d.input, y)) for d, y in zip(demos, shuffled)]
+        bad_demos = [render_demo(settings.template, Pair(d.input, y)) for d, y in zip(demos, bad_labels)]
         clean.append(sep.join(clean_demos + [query_text]))
         corrupted.append(sep.join(bad_demos + [query_text]))
         zero_shot.append(query_text)

@@ -30,6 +30,18 @@ VARIABLES = (ALLOWED_MODELS_VAR, ALLOW_REMOTE_VAR)
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
+def read_setting(
+    name: str, secrets: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
+) -> str | None:
+    """One setting: the environment variable ``name`` (default: the process environment), else
+    the Streamlit secret of that name; stripped, None when unset or blank."""
+    env = os.environ if env is None else env
+    raw = env.get(name)
+    if raw is None and (secrets or {}).get(name) is not None:
+        raw = str(secrets[name])  # type: ignore[index]
+    return None if raw is None or not raw.strip() else raw.strip()
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     allowed_models: tuple[str, ...] | None = None  # None: any model id or folder
@@ -41,14 +53,9 @@ class ServerConfig:
 
         A malformed value raises :class:`UserInputError` naming the variable.
         """
-        env = os.environ if env is None else env
-        secrets = secrets or {}
 
         def value(name: str) -> str | None:
-            raw = env.get(name)
-            if raw is None and secrets.get(name) is not None:
-                raw = str(secrets[name])
-            return None if raw is None or not raw.strip() else raw.strip()
+            return read_setting(name, secrets, env)
 
         models_raw = value(ALLOWED_MODELS_VAR)
         allowed: tuple[str, ...] | None = None

@@ -10,6 +10,7 @@ not degenerate at 0 or 1 correct, unlike the normal approximation.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
@@ -44,8 +45,17 @@ class Accuracy:
         return {"n": self.n, "low": low, "high": high}
 
     def __str__(self) -> str:
+        return f"{self.value:.0%} of {self.n} ({self.interval_text()})"
+
+    def interval_text(self) -> str:
+        """``"95% CI 45%-74%"``."""
         low, high = self.interval
-        return f"{self.value:.0%} of {self.n} (95% CI {low:.0%}-{high:.0%})"
+        return f"95% CI {low:.0%}-{high:.0%}"
+
+
+def curve(values: Sequence[float], n: int) -> list[Accuracy]:
+    """One :class:`Accuracy` per point of a curve whose every point was measured on ``n`` queries."""
+    return [Accuracy.of(v, n) for v in values]
 
 
 def wilson_interval(n_correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -57,4 +67,7 @@ def wilson_interval(n_correct: int, n: int, z: float = Z_95) -> tuple[float, flo
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # exactly 0 (1) with no (all) successes; the float formula leaves about 1e-17 there
+    low = 0.0 if n_correct == 0 else max(0.0, centre - half)
+    high = 1.0 if n_correct == n else min(1.0, centre + half)
+    return low, high

@@ -404,3 +404,44 @@ def generate_coeff_rows(
         progress or no_progress,
     )
     return _decode(lm, new_ids), logits
+
+
+def generate_greedy_pairs(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    values: torch.Tensor,
+    layer: int,
+    coeff: float,
+    max_new_tokens: int,
+    progress: Progress | None = None,
+) -> tuple[list[str], list[str]]:
+    """Greedy unsteered and steered (``"last"`` mode: ``coeff * values`` at block ``layer``,
+    at the last prompt token and at every new token) continuations of many built prompts,
+    from one batched generation; for evaluations (core.generation_scoring), so the number of
+    prompts is bounded by the prompt batch limit, not by :data:`core.limits.MAX_PROMPTS`.
+
+    ``values``: ``[d_model]``. Returns ``(unsteered, steered)``, one text per prompt, each cut at
+    its first end-of-sequence token.
+    """
+    prompts = checks.check_prompts(prompts, max_n=limits.MAX_N_PROMPTS)
+    layer = checks.check_layer(layer, lm.arch.n_layers)
+    coeff = checks.check_coeff(coeff)
+    max_new_tokens = checks.check_max_new_tokens(max_new_tokens)
+    vec = checks.check_vector(lm, values, "last")
+    n = len(prompts)
+    enc = encode(lm, list(prompts) * 2)  # [unsteered..., steered...]
+    row_coeffs = torch.tensor([0.0] * n + [coeff] * n)
+    new_ids, _ = _steered_generate(
+        lm,
+        enc,
+        row_coeffs,
+        vec,
+        layer,
+        "last",
+        max_new_tokens,
+        Decoding(),
+        torch.zeros(2 * n, dtype=torch.long),
+        progress or no_progress,
+    )
+    texts = _decode(lm, new_ids)
+    return texts[:n], texts[n:]

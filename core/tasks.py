@@ -84,20 +84,34 @@ def validate(name: str, rows: list[tuple[str, str]], description: str = "", wher
     pairs = []
     for line, (x, y) in zip(where, rows):
         x, y = str(x).strip(), str(y).strip()
-        if not x or not y:
-            raise UserInputError(f"Line {line}: the {'input' if not x else 'output'} is empty.")
-        for what, text in (("input", x), ("output", y)):
-            if len(text) > limits.MAX_ENTRY_CHARS:
-                raise UserInputError(
-                    f"Line {line}: the {what} has {len(text)} characters (the limit is {limits.MAX_ENTRY_CHARS})."
-                )
-            if "\n" in text:
-                raise UserInputError(f"Line {line}: the {what} spans several lines.")
+        problem = _pair_problem(x, y)
+        if problem is not None:
+            raise UserInputError(f"Line {line}: {problem}.")
         if x in seen:
-            raise UserInputError(f"Line {line}: duplicate input '{x}' (first on line {seen[x]}).")
+            raise UserInputError(f"Line {line}: {_duplicate(x, seen[x])}.")
         seen[x] = line
         pairs.append(Pair(x, y))
     return Task(name=name, pairs=tuple(pairs), description=description)
+
+
+def _pair_problem(x: str, y: str) -> str | None:
+    """What is wrong with one stripped (input, output), or None: the rules every task obeys."""
+    if not x or not y:
+        return f"the {'input' if not x else 'output'} is empty"
+    for what, text in (("input", x), ("output", y)):
+        if len(text) > limits.MAX_ENTRY_CHARS:
+            return f"the {what} has {len(text)} characters (the limit is {limits.MAX_ENTRY_CHARS})"
+        if "\n" in text:
+            return f"the {what} spans several lines"
+    return None
+
+
+def _duplicate(x: str, first: int) -> str:
+    return f"duplicate input '{x}' (first on line {first})"
+
+
+def _no_separator(i: int, raw: str) -> str:
+    return f"Line {i} ('{raw.strip()[:40]}') has no separator"
 
 
 def _split_line(line: str) -> tuple[str, str] | None:
@@ -106,6 +120,43 @@ def _split_line(line: str) -> tuple[str, str] | None:
             x, y = line.split(sep, 1)
             return x, y
     return None
+
+
+@dataclass(frozen=True)
+class SiftedLines:
+    """Typed lines sorted by the rules of :func:`parse_lines`, without stopping at the first
+    problem: the good pairs (with their line numbers) and one message per line set aside."""
+
+    rows: tuple[tuple[str, str], ...]
+    where: tuple[int, ...]  # the line number of each row
+    duplicates: tuple[str, ...]  # "Line 7: duplicate input 'hot' (first on line 2)"
+    bad_lines: tuple[str, ...]  # "Line 1 ('Here are the pairs') has no separator", ...
+
+
+def sift_lines(text: str) -> SiftedLines:
+    """Like :func:`parse_lines` (same separators, blank and ``#`` lines skipped, same checks of
+    each pair), but a bad line or a repeated input is set aside and reported, not fatal: for
+    text a person did not type (a language model's answer, :mod:`core.llm_pairs`)."""
+    rows, where, duplicates, bad = [], [], [], []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        split = _split_line(raw)
+        if split is None:
+            bad.append(_no_separator(i, raw))
+            continue
+        x, y = split[0].strip(), split[1].strip()
+        problem = _pair_problem(x, y)
+        if problem is not None:
+            bad.append(f"Line {i}: {problem}")
+        elif x in seen:
+            duplicates.append(f"Line {i}: {_duplicate(x, seen[x])}")
+        else:
+            seen[x] = i
+            rows.append((x, y))
+            where.append(i)
+    return SiftedLines(tuple(rows), tuple(where), tuple(duplicates), tuple(bad))
 
 
 def parse_lines(text: str, name: str = "custom") -> Task:
@@ -119,9 +170,8 @@ def parse_lines(text: str, name: str = "custom") -> Task:
             continue
         split = _split_line(raw)
         if split is None:
-            shown = raw.strip()[:40]
             raise UserInputError(
-                f"Line {i} ('{shown}') has no separator: write it as `input -> output` (or use ':', a tab or a comma)."
+                f"{_no_separator(i, raw)}: write it as `input -> output` (or use ':', a tab or a comma)."
             )
         rows.append(split)
         where.append(i)

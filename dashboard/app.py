@@ -6,6 +6,13 @@ the chosen page."""
 
 from __future__ import annotations
 
+import os
+
+# torch's OpenMP threads spin while they wait for work; on shared cores (several users, their
+# browsers, other processes) that made a generation several times slower. Read once, when torch
+# is first imported (below, through dashboard and core): so set here, before it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import streamlit as st
 
 from dashboard import running, sidebar, state
@@ -19,6 +26,8 @@ PAGES = [
     st.Page("../pages/task_vectors.py", title="Task vectors", icon=":material/show_chart:"),
     st.Page("../pages/head_attribution.py", title="Head attribution", icon=":material/grid_on:"),
     st.Page("../pages/function_vector.py", title="Function vector", icon=":material/science:"),
+    st.Page("../pages/task_report.py", title="Task report", icon=":material/summarize:"),
+    st.Page("../pages/compare_tasks.py", title="Compare tasks", icon=":material/compare:"),
     st.Page("../pages/steer.py", title="Steer", icon=":material/tune:"),
     st.Page("../pages/steering_vectors.py", title="Steering vectors", icon=":material/add_circle:"),
     st.Page("../pages/vector_library.py", title="Vector library", icon=":material/library_books:"),

@@ -18,6 +18,8 @@ import streamlit as st
 from core import fv, limits
 from core.errors import UserInputError
 from core.inference import no_progress
+from core.llm_pairs import VARIABLES as pairs_vars
+from core.llm_pairs import Endpoint
 from core.models import LoadedModel, ModelSpec, load_model
 from core.prompts import PromptSettings
 from core.server_config import VARIABLES as server_config_vars
@@ -49,6 +51,12 @@ def get_model(spec: ModelSpec) -> LoadedModel:
             os.environ["NDIF_API_KEY"] = key
     with st.spinner(f"Loading {spec.model_id} (the first run dequantizes the default model, about 30 s)..."):
         return _model(spec)
+
+
+def pairs_endpoint() -> Endpoint | None:
+    """Where "Describe a task" asks for pairs (core.llm_pairs), from the environment or Streamlit
+    secrets; None when none is configured. The key stays inside the Endpoint."""
+    return Endpoint.read(secrets={name: _secret(name) for name in pairs_vars})
 
 
 def _secret(name: str) -> str | None:
@@ -93,6 +101,34 @@ def prediction(spec: ModelSpec, task: Task, settings: PromptSettings, _lm: Loade
     )
 
 
+def induction(spec: ModelSpec, _lm: LoadedModel, _progress=None):
+    """core.induction.induction_scores on the default repeated random sequences."""
+    from core.induction import induction_scores
+
+    return store().get(("induction", spec), lambda: induction_scores(_lm, progress=_progress or no_progress))
+
+
+def heads_comparison(
+    spec: ModelSpec, task: Task, settings: PromptSettings, metric: str, n_eval: int, _lm: LoadedModel, _progress=None
+):
+    """Induction scores against the indirect effects, and both ablation curves, over the cached
+    workbench and attribution."""
+    from core import induction as ind
+
+    def make():
+        wb = workbench(spec, task, settings, _lm)
+        return ind.compare_heads(
+            _lm,
+            ind.ablation_prompts(task, settings, n_eval),
+            wb.stats.mean_heads,
+            attribution(spec, task, settings, metric, _lm),
+            induction(spec, _lm),
+            progress=_progress or no_progress,
+        )
+
+    return store().get(("heads_comparison", spec, task, settings, metric, n_eval), make)
+
+
 def hvector_sweep(
     spec: ModelSpec, task: Task, settings: PromptSettings, n_eval: int, _lm: LoadedModel, _progress=None
 ) -> fv.HVectorSweep:
@@ -126,6 +162,82 @@ def fv_report(
         )
 
     return store().get(("fv", spec, task, settings, metric, heads, layer, n_eval, coeff), make)
+
+
+def compare_tasks(
+    spec: ModelSpec,
+    tasks: tuple[Task, ...],
+    settings: PromptSettings,
+    metric: str,
+    top_k: int,
+    layer: Any,
+    n_eval: int,
+    _lm: LoadedModel,
+    _progress=None,
+):
+    """core.compare.compare_tasks, each task's workbench and attribution taken from the store
+    (the same results as Head attribution's, so a task seen there is not patched again)."""
+    from core import compare
+
+    def task_workbench(task: Task, progress) -> fv.Workbench:
+        wb = workbench(spec, task, settings, _lm, compare.span(progress, 0.0, 0.15))
+        at = attribution(spec, task, settings, metric, _lm, compare.span(progress, 0.15, 1.0))
+        return dataclasses.replace(wb, attribution=at)
+
+    def make():
+        return compare.compare_tasks(
+            _lm,
+            list(tasks),
+            settings,
+            top_k=top_k,
+            layer=layer,
+            n_eval=n_eval,
+            metric=metric,
+            progress=_progress or no_progress,
+            workbench=task_workbench,
+        )
+
+    return store().get(("compare", spec, tasks, settings, metric, top_k, layer, n_eval), make)
+
+
+def task_report(spec: ModelSpec, task: Task, settings: PromptSettings, options: Any, _lm: LoadedModel, _progress=None):
+    """core.report.build_report (``options``: a core.report.ReportOptions), every stage taken
+    from the store: the workbench, attribution, function vector and generation are the same
+    results the other pages show, so a stage already computed there is not run again."""
+    from core import report, steer
+
+    def evaluate(wb, heads, progress):
+        return fv_report(
+            spec, task, settings, options.metric, tuple(heads), "auto", options.n_eval, options.coeff, _lm, progress
+        )
+
+    def generate(prompt, rep, progress):
+        values = rep.vector.values
+        pairs = steer_pair(
+            spec,
+            (prompt,),
+            digest(values),
+            values,
+            rep.layer,
+            options.coeff,
+            "last",
+            options.max_new_tokens,
+            steer.Decoding(),
+            _lm,
+            progress,
+        )
+        return pairs[0]
+
+    stages = report.Stages(
+        workbench=lambda progress: workbench(spec, task, settings, _lm, progress),
+        attribution=lambda wb, progress: attribution(spec, task, settings, options.metric, _lm, progress),
+        evaluate=evaluate,
+        generate=generate,
+    )
+    return store().get(
+        ("report", spec, task, settings, options),
+        lambda: report.build_report(_lm, task, settings, options, progress=_progress or no_progress, stages=stages),
+    )
 
 
 def attention(spec: ModelSpec, prompt: str, layer: int, _lm: LoadedModel, _progress=None):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import plotly.colors as px_colors
 import plotly.graph_objects as go
+
+
+def _translucent(hex_color: str, alpha: float = 0.15) -> str:
+    """``"#636efa"`` -> ``"rgba(99,110,250,0.15)"``."""
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
 
 
 def layer_curves(
@@ -13,12 +20,51 @@ def layer_curves(
     y_title: str = "top-1 accuracy",
     baselines: dict[str, float] | None = None,
     marked: int | None = None,
+    intervals: dict[str, Sequence[tuple[float, float]]] | None = None,
+    counts: dict[str, int] | None = None,
 ) -> go.Figure:
     """One line per named series over layers; dashed horizontal lines for ``baselines`` and a
-    vertical one at the ``marked`` layer. Accuracies (the default y axis) get a 0..1 axis."""
+    vertical one at the ``marked`` layer. Accuracies (the default y axis) get a 0..1 axis.
+    ``intervals[name]``: a ``(low, high)`` per point, drawn as a shaded band around that series
+    and given in its hover text with ``counts[name]`` (the number of queries)."""
     fig = go.Figure()
-    for name, ys in series.items():
-        fig.add_trace(go.Scatter(x=list(range(len(ys))), y=list(ys), mode="lines+markers", name=name))
+    palette = px_colors.qualitative.Plotly
+    for i, (name, ys) in enumerate(series.items()):
+        color, xs = palette[i % len(palette)], list(range(len(ys)))
+        band = (intervals or {}).get(name)
+        hover, custom = None, None
+        if band:
+            lows, highs = [lo for lo, _ in band], [hi for _, hi in band]
+            fig.add_trace(
+                go.Scatter(x=xs, y=highs, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=lows,
+                    mode="lines",
+                    line=dict(width=0),
+                    fill="tonexty",
+                    fillcolor=_translucent(color),
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+            n = (counts or {}).get(name)
+            custom = [[lo, hi] for lo, hi in band]
+            of_n = f" of {n}" if n else ""
+            hover = f"layer %{{x}}: %{{y:.0%}}{of_n} (95% CI %{{customdata[0]:.0%}}-%{{customdata[1]:.0%}})<extra>{name}</extra>"
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=list(ys),
+                mode="lines+markers",
+                name=name,
+                line=dict(color=color),
+                customdata=custom,
+                hovertemplate=hover,
+            )
+        )
     dashes = ["dash", "dot", "dashdot"]
     for i, (name, y) in enumerate((baselines or {}).items()):
         fig.add_hline(
@@ -33,8 +79,9 @@ def layer_curves(
 
 
 def head_heatmap(
-    cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, int]] = (), title: str = ""
+    cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, int]] = (), title: str = "", z_name: str = "effect"
 ) -> go.Figure:
+    """A layer x head grid (red = positive); ``selected`` heads get a black square."""
     n_layers = len(cie)
     n_heads = len(cie[0]) if n_layers else 0
     fig = go.Figure(
@@ -44,8 +91,8 @@ def head_heatmap(
             y=list(range(n_layers)),
             colorscale="RdBu_r",  # positive effect = red
             zmid=0,
-            hovertemplate="layer %{y}, head %{x}<br>effect %{z:.4f}<extra></extra>",
-            colorbar=dict(title="effect"),
+            hovertemplate="layer %{y}, head %{x}<br>" + z_name + " %{z:.4f}<extra></extra>",
+            colorbar=dict(title=z_name),
         )
     )
     if selected:
@@ -66,6 +113,66 @@ def head_heatmap(
         height=max(360, 16 * n_layers + 120),
         xaxis=dict(dtick=1),
         showlegend=False,
+        margin=dict(t=50, b=40),
+    )
+    return fig
+
+
+def heads_scatter(
+    x: Sequence[Sequence[float]], y: Sequence[Sequence[float]], title: str, x_title: str, y_title: str
+) -> go.Figure:
+    """One point per head of two ``[n_layers][n_heads]`` scores, coloured by layer; hover names the head."""
+    xs = [v for row in x for v in row]
+    ys = [v for row in y for v in row]
+    labels = [f"{l}.{h}" for l, row in enumerate(x) for h in range(len(row))]
+    layers = [l for l, row in enumerate(x) for _ in row]
+    fig = go.Figure(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="markers",
+            text=labels,
+            marker=dict(color=layers, colorscale="Viridis", colorbar=dict(title="layer"), size=8),
+            hovertemplate="head %{text}<br>" + x_title + " %{x:.3f}<br>" + y_title + " %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=420, margin=dict(t=50, b=40))
+    return fig
+
+
+def ablation_curves(
+    series: dict[str, Sequence[float]],
+    intervals: dict[str, Sequence[tuple[float, float]]],
+    n_prompts: int,
+    title: str,
+) -> go.Figure:
+    """Accuracy against the number of heads ablated (0, 1, ...), one line per order of heads,
+    with its 95% interval as error bars."""
+    fig = go.Figure()
+    for name, ys in series.items():
+        band = intervals[name]
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(ys))),
+                y=list(ys),
+                mode="lines+markers",
+                name=name,
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[hi - v for v, (_, hi) in zip(ys, band)],
+                    arrayminus=[v - lo for v, (lo, _) in zip(ys, band)],
+                ),
+                hovertemplate="%{x} heads ablated: %{y:.0%} of " + str(n_prompts) + "<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="heads mean-ablated at the last token",
+        yaxis_title="in-context top-1 accuracy",
+        yaxis_range=[-0.02, 1.02],
+        xaxis=dict(dtick=1),
+        height=380,
         margin=dict(t=50, b=40),
     )
     return fig

@@ -11,6 +11,7 @@ fragment that reruns alone.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
 from collections.abc import Callable
@@ -74,7 +75,10 @@ class ProgressBar:
     with a Cancel button.
 
     Both are drawn on the script thread when the computation starts (Streamlit cannot draw a
-    widget from nnsight's worker thread).
+    widget from nnsight's worker thread). Updates are drawn inside a snapshot of the script's
+    ``contextvars`` context taken then, so a core function that reports from inside a
+    ``with generate(...)`` block (a greenlet with an empty context) still moves the bar; wrap
+    the callback in :func:`from_any_thread` to also make it cancellable and failure-proof there.
     """
 
     def __init__(self, label: str):
@@ -87,24 +91,26 @@ class ProgressBar:
             )
 
         self.fraction = 0.0
+        self.context = contextvars.copy_context()  # the script's, for updates from a worker
+
+    def _draw(self, text: str) -> None:
+        self.context.copy().run(self.bar.progress, self.fraction, text=text)
 
     def __call__(self, fraction: float, message: str) -> None:
         self.fraction = min(max(fraction, 0.0), 1.0)
-        self.bar.progress(self.fraction, text=f"{self.label} ({message})")
+        self._draw(f"{self.label} ({message})")
 
     def queued(self, ahead: int, waited: float) -> None:
         """core.turns' wait report: this computation waits for its turn on the model."""
-        self.bar.progress(
-            self.fraction,
-            text=f"{self.label}: Waiting for the model: another user's computation is running; "
-            f"{ahead} ahead of you in the queue ({waited:.0f} s)...",
+        self._draw(
+            f"{self.label}: Waiting for the model: another user's computation is running; "
+            f"{ahead} ahead of you in the queue ({waited:.0f} s)..."
         )
 
     def awaiting_result(self, waited: float) -> None:
         """The store's wait report: another user is computing this very result."""
-        self.bar.progress(
-            self.fraction,
-            text=f"{self.label}: another user is computing this same result; it shows here when ready ({waited:.0f} s)...",
+        self._draw(
+            f"{self.label}: another user is computing this same result; it shows here when ready ({waited:.0f} s)..."
         )
 
     def done(self) -> None:
@@ -139,31 +145,46 @@ def run(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 def from_any_thread(progress: Progress | None) -> Progress:
-    """A progress callback that also works from nnsight's worker thread.
+    """A progress callback that also works inside nnsight's intervention code.
 
-    The body of a ``with generate(...)`` loop runs on a thread nnsight starts, where Streamlit
-    has no script context; the callback attaches this run's context there first. A progress
-    bar must never break a computation, so its failures (and a stop or rerun request, which
-    the script's own thread handles) are ignored.
+    The body of a ``with generate(...)`` loop does not run in the script's own context:
+    nnsight 0.8 runs it in a greenlet (a worker with its own, empty ``contextvars`` context)
+    or, for other backends, on another thread. Streamlit keeps a script run's element state in
+    context variables (``FragmentThreadState``) and its session on the thread, so a bare
+    ``bar.progress(...)`` there fails ("FragmentThreadState not initialized") and the bar never
+    moves. The callback therefore takes a snapshot of the script's context when it is made (on
+    the script thread) and reports inside a copy of it, attaching the session to the thread
+    when it is another one. A progress bar must never break a computation, so what still fails
+    (and a stop or rerun request, which the script's own thread handles) is ignored; a Cancel
+    click raises core.errors.Cancelled instead.
     """
-    from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
-    from streamlit.runtime.scriptrunner_utils.script_run_context import add_script_run_ctx, get_script_run_ctx
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
     if progress is None:
         return no_progress
     owner = get_script_run_ctx(suppress_warning=True)
+    snapshot = contextvars.copy_context()  # taken on the script thread
 
     def call(fraction: float, message: str) -> None:
         if interrupt_requested(owner):
             raise Cancelled("cancelled from the page")
-        try:
-            if owner is not None and get_script_run_ctx(suppress_warning=True) is not owner:
-                add_script_run_ctx(threading.current_thread(), owner)
-            progress(fraction, message)
-        except (Exception, ScriptControlException):
-            pass
+        # a copy: one Context cannot be entered twice at once (two workers, or a nested call)
+        snapshot.copy().run(_report, progress, owner, fraction, message)
 
     return call
+
+
+def _report(progress: Progress, owner: Any, fraction: float, message: str) -> None:
+    """One progress report, run inside the script's context snapshot (see from_any_thread)."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+    from streamlit.runtime.scriptrunner_utils.script_run_context import add_script_run_ctx, get_script_run_ctx
+
+    try:
+        if owner is not None and get_script_run_ctx(suppress_warning=True) is not owner:
+            add_script_run_ctx(threading.current_thread(), owner)
+        progress(fraction, message)
+    except (Exception, ScriptControlException):
+        pass
 
 
 def interrupt_requested(ctx: Any) -> bool:

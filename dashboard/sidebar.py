@@ -15,6 +15,7 @@ import streamlit as st
 
 from core import limits
 from core.errors import UserInputError
+from core.llm_pairs import HOW_TO_CONFIGURE, write_pairs
 from core.models import DEFAULT_MODEL, DTYPES, LoadedModel, ModelSpec, available_devices
 from core.prompts import PromptSettings, check_template
 from core.server_config import ServerConfig
@@ -84,11 +85,14 @@ def _task_section() -> Task | None:
             st.sidebar.caption(f"{describe(task.name)} ({len(task)} pairs)")
             return task
         if source == "Type examples":
+            _describe_section()  # before the text area: it may fill it
             text = st.sidebar.text_area(
                 "One example per line (`input -> output`; `:`, tab or comma also work)",
                 key="typed_examples",
                 height=160,
             )
+            if not _written_pairs_used(text):
+                return None
             if len(text) > limits.MAX_PAIRS * (2 * limits.MAX_ENTRY_CHARS + 4):
                 raise UserInputError("That is far too much text for a task; paste fewer lines.")
             return parse_lines(text, name="typed")
@@ -102,6 +106,57 @@ def _task_section() -> Task | None:
     except UserInputError as exc:
         st.sidebar.error(str(exc))
         return None
+
+
+def _describe_section() -> None:
+    """The "Describe a task" box: a language model writes pairs into the typed-examples box
+    (core.llm_pairs); they wait there, editable, until the user presses "Use these examples"."""
+    error = None
+    with st.sidebar.expander("Describe a task"):
+        try:
+            endpoint = compute.pairs_endpoint()
+        except UserInputError as exc:  # a malformed setting
+            st.error(str(exc))
+            return
+        if endpoint is None:
+            st.info(HOW_TO_CONFIGURE)
+            return
+        st.text_input("The task in one line", key="describe_text", placeholder="adjective -> its comparative")
+        st.number_input("Pairs", limits.MIN_PAIRS, limits.MAX_WRITTEN_PAIRS, key="describe_n")
+        st.caption(f"Asks {endpoint.model} at {endpoint.where()}. The pairs open in the box below for you to check.")
+        if st.button("Write pairs", key="describe_write"):
+            try:
+                with st.spinner(f"Asking {endpoint.model} for pairs..."):
+                    written = write_pairs(state.get("describe_text"), state.get("describe_n"), endpoint)
+            except UserInputError as exc:
+                error = str(exc)
+            else:
+                state.set("typed_examples", written.text())  # allowed: the text area is drawn after this
+                dropped = list(written.duplicates + written.bad_lines)
+                state.set("written_pairs", {"text": written.text(), "summary": written.summary(), "dropped": dropped})
+                state.set("written_pending", True)
+    if error is not None:
+        st.sidebar.error(error)  # outside the expander, so a collapsed one cannot hide it
+
+
+def _use_written_pairs() -> None:
+    state.set("written_pending", False)
+
+
+def _written_pairs_used(text: str) -> bool:
+    """The summary of written pairs still in the box; False while they wait to be checked."""
+    written = state.get("written_pairs")
+    if written is not None and written["text"] == text:
+        st.sidebar.caption(written["summary"])
+        for line in written["dropped"][:5]:
+            st.sidebar.caption(f"dropped: {line}")
+        if len(written["dropped"]) > 5:
+            st.sidebar.caption(f"... and {len(written['dropped']) - 5} more")
+    if not state.get("written_pending"):
+        return True
+    st.sidebar.info("Check the written pairs and edit them if needed: nothing is computed until you go on.")
+    st.sidebar.button("Use these examples", type="primary", on_click=_use_written_pairs)
+    return False
 
 
 def _remember_shots() -> None:
@@ -134,7 +189,11 @@ def _prompt_section(task: Task | None) -> PromptSettings | None:
         st.sidebar.error(str(exc))
         return None
     return PromptSettings(
-        n_shots=shots, n_prompts=state.get("n_prompts"), seed=int(state.get("seed")), template=template
+        n_shots=shots,
+        n_prompts=state.get("n_prompts"),
+        seed=int(state.get("seed")),
+        template=template,
+        corruption=state.get("corruption"),  # chosen on Head attribution; every page's cache keys see it
     )
 
 

@@ -67,19 +67,40 @@ DEFAULTS: dict[str, Any] = {
     "task_name": "antonym",
     "typed_examples": DEFAULT_TYPED,
     "uploaded_task": None,  # a core.tasks.Task parsed from an upload
+    # "Describe a task" (dashboard.sidebar, core.llm_pairs): a language model writes typed examples
+    "describe_text": "",
+    "describe_n": 40,
+    "written_pairs": None,  # {"text", "summary", "dropped"} of the last pairs written
+    "written_pending": False,  # written pairs wait in the examples box until "Use these examples"
     # prompts
     "n_shots": 10,  # the user's choice; the slider shows it capped by the task's size
     "n_shots_slider": 10,  # the Shots slider's own key (dashboard.sidebar)
     "n_prompts": 20,
     "seed": 0,
     "template": DEFAULT_TEMPLATE.replace("\n", "\\n"),  # shown escaped in a one-line input
+    # attention patterns (circuitsvis ships about 1.3 MB of JavaScript per pattern, so a
+    # page draws one only when asked): on Model & prompts, and for a head on Head attribution
+    "show_attention": False,
+    "show_head_attention": False,
+    "show_induction": False,  # Head attribution: the induction-heads comparison, run when asked
     # head attribution and function vectors
     "metric": "prob",
+    "corruption": "shuffle",  # core.checks.CORRUPTIONS: chosen on Head attribution, read by the sidebar
     "top_k": 10,
     "manual_heads": [],  # ["20.5", ...] chosen by hand
     "head_mode": "Top-k",
     "fv_layer": "auto",
     "fv_coeff": 1.0,
+    # Task report (form fields, copied on Run; "report_for" is the (model, task, settings) run)
+    "report_heads": 10,
+    "report_prompt": "",
+    "report_for": None,
+    # Compare tasks (widgets; the last Run's request: tasks, parameters and settings)
+    "compare_tasks": ["antonym", "present_past", "singular_plural"],
+    "compare_top_k": 10,
+    "compare_layer": "auto",
+    "compare_n_eval": 30,
+    "compare_request": None,
     # vectors made in this session, by name (core.vectors.Vector)
     "session_vectors": {},
     # Steer (form fields are copied into these on submit, so they survive page switches)

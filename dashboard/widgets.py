@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.stats import Accuracy
 from dashboard.sidebar import Context
 
 PAPERS = {
@@ -36,3 +37,11 @@ def require(ctx: Context, task: bool = True) -> bool:
 
 def heads_from_labels(labels: list[str]) -> list[tuple[int, int]]:
     return [(int(x.split(".")[0]), int(x.split(".")[1])) for x in labels]
+
+
+def accuracy_metric(col, label: str, acc: Accuracy, baseline: Accuracy | None = None) -> None:
+    """An accuracy as a metric, with its number of queries and 95% Wilson interval under it
+    ("60%", "of 40 · 95% CI 45%-74%"); ``baseline`` adds the change from it."""
+    delta = f"{acc.value - baseline.value:+.0%}" if baseline is not None else None
+    col.metric(label, f"{acc.value:.0%}", delta, help=str(acc))
+    col.caption(f"of {acc.n} · {acc.interval_text()}")

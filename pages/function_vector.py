@@ -48,36 +48,55 @@ if widgets.require(ctx):
                 ),
             )
             if rep:
+                acc = rep.accuracy
+                st.markdown("**First token** (top-1 next token is the answer's first token)")
                 m = st.columns(5)
-                m[0].metric("In-context", f"{rep.icl_accuracy:.0%}")
-                m[1].metric("Zero-shot", f"{rep.zero_shot_baseline:.0%}")
-                m[2].metric(
-                    f"Zero-shot + FV (layer {rep.layer})",
-                    f"{rep.zero_shot_with_fv:.0%}",
-                    f"{rep.zero_shot_with_fv - rep.zero_shot_baseline:+.0%}",
+                widgets.accuracy_metric(m[0], "In-context", acc("icl_accuracy"))
+                widgets.accuracy_metric(m[1], "Zero-shot", acc("zero_shot_baseline"))
+                widgets.accuracy_metric(
+                    m[2], f"Zero-shot + FV (layer {rep.layer})", acc("zero_shot_with_fv"), acc("zero_shot_baseline")
                 )
-                m[3].metric("Shuffled", f"{rep.shuffled_baseline:.0%}")
-                m[4].metric(
-                    "Shuffled + FV",
-                    f"{rep.shuffled_with_fv:.0%}",
-                    f"{rep.shuffled_with_fv - rep.shuffled_baseline:+.0%}",
+                widgets.accuracy_metric(m[3], "Shuffled", acc("shuffled_baseline"))
+                widgets.accuracy_metric(m[4], "Shuffled + FV", acc("shuffled_with_fv"), acc("shuffled_baseline"))
+                st.markdown(
+                    f"**Whole answer, generated** (greedy, up to {rep.generation_max_new_tokens} new tokens, "
+                    "up to the line break, spaces and punctuation at the ends ignored, "
+                    + ("case-sensitive: this task is about case)" if rep.generation_case_sensitive else "any case)")
+                )
+                g = st.columns(5)
+                widgets.accuracy_metric(g[1], "Zero-shot", acc("zero_shot_generation_accuracy"))
+                widgets.accuracy_metric(
+                    g[2],
+                    f"Zero-shot + FV (layer {rep.layer})",
+                    acc("zero_shot_with_fv_generation_accuracy"),
+                    acc("zero_shot_generation_accuracy"),
+                )
+                choice = (
+                    f"Layer: {rep.layer_choice}, on {rep.n_valid} queries of the valid and train splits"
+                    if rep.n_valid
+                    else f"Layer: {rep.layer_choice}"
                 )
                 st.caption(
-                    f"Layer: {rep.layer_choice}. {rep.n_eval} test queries. "
+                    f"{choice}; the best layer on the test queries is {rep.best_test_layer} "
+                    f"({rep.zero_shot_by_layer[rep.best_test_layer]:.0%}). {rep.n_eval} test queries. "
                     + (
                         "Small task: test queries overlap the build queries."
                         if rep.overlap
                         else "Test queries are disjoint from the build queries."
                     )
                 )
-                sweeps = {"zero-shot + FV": rep.zero_shot_by_layer, "zero-shot + h-vector": rep.hvector_by_layer}
+                names = {"zero_shot_by_layer": "zero-shot + FV", "hvector_by_layer": "zero-shot + h-vector"}
                 if rep.valid_by_layer:
-                    sweeps["validation, zero-shot + FV"] = rep.valid_by_layer
+                    names["valid_by_layer"] = "layer-choice queries, zero-shot + FV"
+                curves = {key: rep.curve(key) for key in names}
                 st.plotly_chart(
                     figures.layer_curves(
-                        sweeps,
-                        "Accuracy with the vector added at each layer",
+                        {names[k]: [a.value for a in c] for k, c in curves.items()},
+                        "Accuracy with the vector added at each layer (shaded: 95% interval)",
                         baselines={"zero-shot": rep.zero_shot_baseline, "in-context": rep.icl_accuracy},
+                        marked=rep.layer,
+                        intervals={names["zero_shot_by_layer"]: [a.interval for a in curves["zero_shot_by_layer"]]},
+                        counts={names[k]: c[0].n for k, c in curves.items()},
                     ),
                     key="fv_sweep",
                 )

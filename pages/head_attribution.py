@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.models import LoadedModel, ModelSpec
+from core.stats import Accuracy
 from dashboard import circuits, compute, figures, running, sidebar, state, widgets
 
 
@@ -15,7 +16,15 @@ from dashboard import circuits, compute, figures, running, sidebar, state, widge
 def attention_picker(spec: ModelSpec, lm: LoadedModel, prompt: str, choices: list[str]) -> None:
     """The attention pattern of one head on ``prompt``: picking another head reruns this alone."""
     st.subheader("Attention of a head")
-    pick = st.selectbox("Head", choices)
+    shown = state.bound(
+        st,
+        "toggle",
+        "Show attention pattern",
+        key="show_head_attention",
+        help="One head's attention over the first clean prompt (circuitsvis: loads about 1.3 MB of "
+        "JavaScript, so it is drawn only when asked for)",
+    )
+    pick = st.selectbox("Head", choices) if shown else None
     if pick:
         l, h = widgets.heads_from_labels([pick])[0]
         att = running.run("Computing attention", lambda _progress: compute.attention(spec, prompt, l, lm))
@@ -45,6 +54,17 @@ if widgets.require(ctx):
         help="Effect on the probability (paper) or the log-probability of the answer",
     )
     metric = state.get("metric")
+    state.bound(
+        st,
+        "radio",
+        "Corrupted prompts",
+        ["shuffle", "random"],
+        key="corruption",
+        horizontal=True,
+        format_func={"shuffle": "shuffled labels (paper)", "random": "random labels of the task (course)"}.get,
+        help="How the demos' labels are broken: shuffled among the demos (Todd et al.), or each replaced by "
+        "the output of another pair of the task. Used by every page's corrupted prompts.",
+    )
     wb = running.run(
         "Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress)
     )
@@ -55,8 +75,8 @@ if widgets.require(ctx):
     if at:
         n_heads_total = lm.arch.n_layers * lm.arch.n_heads
         st.caption(
-            f"{len(wb.prompts)} corrupted prompts, {settings.n_shots} shots, in-context accuracy on the clean prompts "
-            f"{wb.stats.icl_accuracy:.0%}; computed in {at.seconds:.1f} s."
+            f"{len(wb.prompts)} corrupted prompts ({settings.corruption} labels), {settings.n_shots} shots, in-context accuracy on the clean prompts "
+            f"{Accuracy.of(wb.stats.icl_accuracy, wb.stats.n_prompts)}; computed in {at.seconds:.1f} s."
         )
         mode = state.bound(st, "radio", "Choose heads", ["Top-k", "By hand"], key="head_mode", horizontal=True)
         labels_all = [f"{l}.{h}" for l in range(lm.arch.n_layers) for h in range(lm.arch.n_heads)]
@@ -102,3 +122,57 @@ if widgets.require(ctx):
             st.write("Selected:", ", ".join(f"{l}.{h}" for l, h in selected) or "none")
         with right:
             attention_picker(ctx.spec, lm, wb.prompts.clean[0], [f"{l}.{h}" for l, h in (selected or top)])
+
+        st.subheader("Function-vector heads and induction heads")
+        st.caption(
+            "Induction heads (Olsson et al. 2022) attend, at a repeated token, to the token that followed its "
+            "earlier occurrence; their score is that attention on random tokens repeated twice (1 = perfect). "
+            "Are they the heads that carry the task? Below: both scores per head, and in-context accuracy as the "
+            "top-n heads of each kind are mean-ablated at the last token (Yin & Steinhardt 2025)."
+        )
+        if state.bound(st, "toggle", "Compare with induction heads", key="show_induction"):
+            cmp = running.run(
+                "Comparing with induction heads",
+                lambda _progress: compute.heads_comparison(
+                    ctx.spec, task, settings, metric, settings.n_prompts, lm, _progress
+                ),
+            )
+            if cmp:
+                ind_grid = cmp.induction.scores.tolist()
+                left, right = st.columns(2)
+                with left:
+                    st.plotly_chart(
+                        figures.head_heatmap(ind_grid, cmp.induction.top_heads(10), "Induction score", "induction"),
+                        key="induction_heatmap",
+                    )
+                with right:
+                    st.plotly_chart(
+                        figures.heads_scatter(
+                            ind_grid,
+                            at.cie.tolist(),
+                            "Each head: induction score vs indirect effect",
+                            "induction score",
+                            f"indirect effect ({metric})",
+                        ),
+                        key="heads_scatter",
+                    )
+                curves = cmp.ablation
+                names = {"fv_heads": "top function-vector heads", "induction_heads": "top induction heads"}
+                accs = {names[k]: curves.accuracy(k) for k in curves.orders}
+                st.plotly_chart(
+                    figures.ablation_curves(
+                        {k: [a.value for a in v] for k, v in accs.items()},
+                        {k: [a.interval for a in v] for k, v in accs.items()},
+                        curves.n_prompts,
+                        f"In-context accuracy as heads are mean-ablated - {task.name}",
+                    ),
+                    key="ablation_curves",
+                )
+                overlap = cmp.top_overlap(10)
+                st.caption(
+                    f"Rank correlation of the two scores over all heads (Spearman): {cmp.rank_correlation:.2f}. "
+                    f"In both top-10 lists: {', '.join(f'{l}.{h}' for l, h in overlap) or 'no head'}. "
+                    f"Ablation on {curves.n_prompts} held-out in-context prompts; with all 10 of each ablated: "
+                    + "; ".join(f"{k} {v[-1]}" for k, v in accs.items())
+                    + f". Computed in {cmp.seconds + cmp.induction.seconds:.1f} s."
+                )

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.codegen import predict_script
 from core.predict import tokens
-from dashboard import circuits, compute, figures, running, sidebar, widgets
+from dashboard import circuits, compute, figures, running, sidebar, state, widgets
 
 st.title("Model & prompts")
 widgets.explain(
@@ -51,8 +51,8 @@ if widgets.require(ctx):
         )
         st.subheader("In-context accuracy")
         m1, m2, m3 = st.columns(3)
-        m1.metric("In-context accuracy", f"{pred.icl_accuracy:.0%}")
-        m2.metric("Zero-shot accuracy", f"{pred.zero_shot_accuracy:.0%}")
+        widgets.accuracy_metric(m1, "In-context accuracy", pred.icl)
+        widgets.accuracy_metric(m2, "Zero-shot accuracy", pred.zero_shot)
         m3.metric("Queries", len(pred.prompts))
         if pred.overlap:
             st.caption(
@@ -60,10 +60,18 @@ if widgets.require(ctx):
             )
         st.dataframe(pd.DataFrame(pred.table()), width="stretch", key="pred_table")
         st.subheader("Attention patterns")
-        layer = st.slider("Layer", 0, lm.arch.n_layers - 1, min(lm.arch.n_layers - 1, lm.arch.n_layers * 2 // 3))
-        att = running.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, layer, lm))
-        if att is not None:
-            circuits.show_attention(*att)
+        if state.bound(
+            st,
+            "toggle",
+            "Show attention pattern",
+            key="show_attention",
+            help="Every head's attention over this prompt at one layer (circuitsvis: an interactive view "
+            "that loads about 1.3 MB of JavaScript, so it is drawn only when asked for)",
+        ):
+            layer = st.slider("Layer", 0, lm.arch.n_layers - 1, min(lm.arch.n_layers - 1, lm.arch.n_layers * 2 // 3))
+            att = running.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, layer, lm))
+            if att is not None:
+                circuits.show_attention(*att)
         with st.expander("Equivalent nnsight code (runnable script)"):
             st.code(
                 predict_script(lm.model_id, list(pred.prompts.clean[:3]), list(pred.prompts.targets[:3])),

@@ -30,14 +30,17 @@ if widgets.require(ctx):
     if res:
         best = res.best_layer
         c1, c2, c3 = st.columns(3)
-        c1.metric("Zero-shot", f"{res.zero_shot_baseline:.0%}")
-        c2.metric(f"Zero-shot + h (best: layer {best})", f"{res.by_layer[best]:.0%}")
-        c3.metric("In-context", f"{res.icl_accuracy:.0%}")
+        base = res.accuracy(res.zero_shot_baseline)
+        widgets.accuracy_metric(c1, "Zero-shot", base)
+        widgets.accuracy_metric(c2, f"Zero-shot + h (best: layer {best})", res.accuracy(res.by_layer[best]), base)
+        widgets.accuracy_metric(c3, "In-context", res.accuracy(res.icl_accuracy))
         st.plotly_chart(
             figures.layer_curves(
                 {"zero-shot + h-vector": res.by_layer},
-                f"h-vector layer sweep: {task.name} ({res.n_eval} queries)",
+                f"h-vector layer sweep: {task.name} ({res.n_eval} queries; shaded: 95% interval)",
                 baselines={"zero-shot": res.zero_shot_baseline, "in-context": res.icl_accuracy},
+                intervals={"zero-shot + h-vector": [a.interval for a in res.curve]},
+                counts={"zero-shot + h-vector": res.n_eval},
             ),
             key="hvector_sweep",
         )

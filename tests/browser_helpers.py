@@ -281,6 +281,18 @@ def frame_with(page: Any, column: str) -> Any:
     return None
 
 
+def attention_frames(page: Any) -> int:
+    """How many circuitsvis views (iframes) the main area shows."""
+    return main(page).locator("[data-testid=stIFrame]").count()
+
+
+def attention_drawn(page: Any) -> bool:
+    """Whether the main area's circuitsvis view has drawn itself (its root has children)."""
+    return attention_frames(page) == 1 and (
+        main(page).frame_locator("[data-testid=stIFrame]").locator("[id^=circuits-vis] > *").count() > 0
+    )
+
+
 def plot_data(page: Any, index: int = 0) -> Any:
     """The traces and layout of the ``index``-th plotly chart on the page (as plotly holds them)."""
     return page.evaluate(

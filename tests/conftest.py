@@ -130,6 +130,20 @@ def tiny_llama(tokenizer):
 
 
 # Tiny Llama and GPT-2 shared by the steering and turn-taking tests (seed 1, one per module).
+def save_tiny(family: str, tokenizer, folder):
+    """A tiny random model of ``family`` saved as a model folder (for the CLI and scripts)."""
+    lm = build_tiny(family, tokenizer)
+    lm.hf.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_folder(tokenizer, tmp_path_factory):
+    """The seed-0 tiny Llama as a folder, shared by the CLI tests."""
+    return save_tiny("llama", tokenizer, tmp_path_factory.mktemp("tiny_llama_folder"))
+
+
 @pytest.fixture(scope="module")
 def llama(tokenizer):
     return build_tiny("llama", tokenizer, seed=1)

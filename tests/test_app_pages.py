@@ -25,6 +25,12 @@ def test_model_page_typed_examples(tmp_path, monkeypatch):
     assert len(table) == 6 and set(table["query"]) == {"cat", "dog", "box", "car", "tree", "bird"}
     labels = [m.label for m in at.metric]
     assert "In-context accuracy" in labels
+    # the attention pattern (circuitsvis' heavy view) is drawn only when asked for
+    assert not at.get("iframe")
+    at.toggle(key="_w_show_attention").set_value(True).run()
+    assert not at.exception and not _errors(at)
+    [pattern] = at.get("iframe")
+    assert "CircuitsVis.render(" in pattern.proto.srcdoc
 
 
 def test_model_page_bad_line(tmp_path, monkeypatch):
@@ -44,16 +50,33 @@ def test_attribution_and_function_vector_pages(tmp_path, monkeypatch):
     at.run()
     assert not at.exception and not _errors(at)
     assert any(m.label.startswith("Zero-shot + h") for m in at.metric)
+    assert any(c.value.startswith("of ") and "95% CI" in c.value for c in at.caption)  # n and interval
     at.switch_page("../pages/head_attribution.py")
     at.run()
     assert not at.exception and not _errors(at)
     top = _table(at, "effect")
     assert len(top) == 10
+    assert not at.get("iframe")  # a head's attention pattern only when asked for
+    at.toggle(key="_w_show_head_attention").set_value(True).run()
+    assert not at.exception and not _errors(at)
+    [pattern] = at.get("iframe")
+    assert "CircuitsVis.render(" in pattern.proto.srcdoc
+    # the induction-heads comparison, only when asked for
+    assert not any(c.key == "ablation_curves" for c in at.get("plotly_chart"))
+    at.toggle(key="_w_show_induction").set_value(True).run()
+    assert not at.exception and not _errors(at)
+    charts = {c.key for c in at.get("plotly_chart")}
+    assert {"induction_heatmap", "heads_scatter", "ablation_curves"} <= charts
+    assert any("Spearman" in c.value and "8 held-out" in c.value for c in at.caption)
     at.switch_page("../pages/function_vector.py")
     at.run()
     assert not at.exception and not _errors(at)
     labels = [m.label for m in at.metric]
     assert "Zero-shot" in labels and any(l.startswith("Zero-shot + FV") for l in labels)
+    # first-token and generated whole-answer figures, each with its n and 95% interval
+    assert sum(l.startswith("Zero-shot + FV") for l in labels) == 2
+    assert any("Whole answer, generated" in m.value for m in at.markdown)
+    assert sum(c.value.startswith("of ") and "95% CI" in c.value for c in at.caption) == 7
     assert len(_table(at, "with vector")) > 0
     # save the vector to the library
     at.text_input(key="fv_name").set_value("fv_test")

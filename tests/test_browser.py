@@ -202,6 +202,12 @@ def test_main_flow(app_url, app_data, browser):
     assert "Q: " in H.main(page).locator("[data-testid=stCode]").first.inner_text()
     H.screenshot(page, "model_prompts", readme=True)
     clock.lap("type five examples, predictions")
+    # the attention pattern (circuitsvis, about 1.3 MB of JavaScript) is drawn only when asked for
+    assert H.attention_frames(page) == 0
+    H.main(page).get_by_text("Show attention pattern", exact=True).click()
+    H.settle(page, lambda: H.attention_drawn(page), what="the attention pattern")
+    H.assert_clean(page, "Model & prompts (attention pattern)")
+    clock.lap("show the attention pattern")
 
     # Task vectors (the next page in the sidebar): the h-vector layer sweep for the typed task
     H.nav(page, "task_vectors", ready=lambda: H.main(page).locator(".js-plotly-plot").count() == 1)

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import build_tiny
+from conftest import save_tiny
 
 from core.cli import main
 from core.vectors import from_bytes
@@ -151,11 +151,7 @@ def test_unreadable_vector(unreadable, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def tiny_folder(tokenizer, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_model")
-    lm = build_tiny("gpt2", tokenizer)
-    lm.hf.save_pretrained(folder)
-    lm.tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny("gpt2", tokenizer, tmp_path_factory.mktemp("tiny_model"))
 
 
 FAST_FV = ["--n-shots", "2", "--n-prompts", "4", "--heads", "2", "--n-eval", "4"]

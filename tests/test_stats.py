@@ -40,3 +40,9 @@ def test_accuracy_object():
     assert wilson_interval(0, 0) == (0.0, 1.0)
     with pytest.raises(ValueError):
         Accuracy(5, 4)
+
+
+def test_edges_are_exact():
+    """No (all) right answers: the bound is exactly 0 (1), not a float residue of about 1e-17."""
+    assert [wilson_interval(0, n)[0] for n in (35, 50, 63)] == [0.0, 0.0, 0.0]
+    assert [wilson_interval(n, n)[1] for n in (35, 50, 63)] == [1.0, 1.0, 1.0]
