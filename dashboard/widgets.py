@@ -45,3 +45,14 @@ def accuracy_metric(col, label: str, acc: Accuracy, baseline: Accuracy | None = 
     delta = f"{acc.value - baseline.value:+.0%}" if baseline is not None else None
     col.metric(label, f"{acc.value:.0%}", delta, help=str(acc))
     col.caption(f"of {acc.n} · {acc.interval_text()}")
+
+
+def fv_metrics(cols, rep) -> None:
+    """A function-vector report's first-token accuracies (a ``core.fv.FVReport``) in the first
+    five of ``cols``: in-context, zero-shot, zero-shot + FV, shuffled, shuffled + FV."""
+    acc = rep.accuracy
+    accuracy_metric(cols[0], "In-context", acc("icl_accuracy"))
+    accuracy_metric(cols[1], "Zero-shot", acc("zero_shot_baseline"))
+    accuracy_metric(cols[2], f"Zero-shot + FV (layer {rep.layer})", acc("zero_shot_with_fv"), acc("zero_shot_baseline"))
+    accuracy_metric(cols[3], "Shuffled", acc("shuffled_baseline"))
+    accuracy_metric(cols[4], "Shuffled + FV", acc("shuffled_with_fv"), acc("shuffled_baseline"))

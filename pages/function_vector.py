@@ -50,14 +50,7 @@ if widgets.require(ctx):
             if rep:
                 acc = rep.accuracy
                 st.markdown("**First token** (top-1 next token is the answer's first token)")
-                m = st.columns(5)
-                widgets.accuracy_metric(m[0], "In-context", acc("icl_accuracy"))
-                widgets.accuracy_metric(m[1], "Zero-shot", acc("zero_shot_baseline"))
-                widgets.accuracy_metric(
-                    m[2], f"Zero-shot + FV (layer {rep.layer})", acc("zero_shot_with_fv"), acc("zero_shot_baseline")
-                )
-                widgets.accuracy_metric(m[3], "Shuffled", acc("shuffled_baseline"))
-                widgets.accuracy_metric(m[4], "Shuffled + FV", acc("shuffled_with_fv"), acc("shuffled_baseline"))
+                widgets.fv_metrics(st.columns(5), rep)
                 st.markdown(
                     f"**Whole answer, generated** (greedy, up to {rep.generation_max_new_tokens} new tokens, "
                     "up to the line break, spaces and punctuation at the ends ignored, "

@@ -61,15 +61,11 @@ if widgets.require(ctx):
             st.subheader("Verdict")
             with st.container(border=True):
                 st.markdown("\n".join("- " + s.replace("*", "\\*").replace("_", "\\_") for s in rep.verdict()))
-            m, acc = st.columns(6), r.accuracy
-            widgets.accuracy_metric(m[0], "In-context", acc("icl_accuracy"))
-            widgets.accuracy_metric(m[1], "Zero-shot", acc("zero_shot_baseline"))
+            m = st.columns(6)
+            widgets.fv_metrics(m, r)
             widgets.accuracy_metric(
-                m[2], f"Zero-shot + FV (layer {r.layer})", acc("zero_shot_with_fv"), acc("zero_shot_baseline")
+                m[5], f"h-vector (layer {r.hvector_best_layer})", r.accuracy("hvector_best_accuracy")
             )
-            widgets.accuracy_metric(m[3], "Shuffled", acc("shuffled_baseline"))
-            widgets.accuracy_metric(m[4], "Shuffled + FV", acc("shuffled_with_fv"), acc("shuffled_baseline"))
-            widgets.accuracy_metric(m[5], f"h-vector (layer {r.hvector_best_layer})", acc("hvector_best_accuracy"))
             st.caption(
                 f"{r.n_eval} held-out test queries, {settings.n_shots} shots. Heads: "
                 + ", ".join(f"{l}.{h}" for l, h in rep.top_heads)
