@@ -178,7 +178,7 @@ def main_fv_table() -> None:
 def main() -> None:
     import torch
 
-    from core import fv
+    from core import fv, layer_sweep
     from core.attribution import indirect_effects
     from core.models import load_model
     from core.predict import predict
@@ -209,14 +209,16 @@ def main() -> None:
     splits = split_task(task, 0)
     test = build_prompts(splits.test + splits.valid + splits.train, splits.train, settings, n_prompts=50)
     hv = [(l, wb.stats.hvector[l]) for l in range(lm.arch.n_layers)]
-    _, results["hvector_sweep_30x50_s"] = timed(lambda: fv.accuracy_sweep(lm, test.zero_shot, test.targets, hv))
+    _, results["hvector_sweep_30x50_s"] = timed(
+        lambda: layer_sweep.accuracy_sweep(lm, test.zero_shot, test.targets, hv)
+    )
     vec = fv.function_vector_values(lm, wb.stats.mean_heads, at.top_heads(10))
     per_layer = [(l, vec) for l in range(lm.arch.n_layers)]
     _, results["fv_sweep_30x50_zero_shot_s"] = timed(
-        lambda: fv.accuracy_sweep(lm, test.zero_shot, test.targets, per_layer)
+        lambda: layer_sweep.accuracy_sweep(lm, test.zero_shot, test.targets, per_layer)
     )
     _, results["fv_sweep_30x50_shuffled_s"] = timed(
-        lambda: fv.accuracy_sweep(lm, test.corrupted, test.targets, per_layer)
+        lambda: layer_sweep.accuracy_sweep(lm, test.corrupted, test.targets, per_layer)
     )
 
     try:

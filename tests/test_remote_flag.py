@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import build_tiny
 
-from core import fv
+from core import fv, layer_sweep
 from core.attribution import clean_stats, indirect_effects
 from core.predict import predict
 from core.prompts import PromptSettings, build_prompts
@@ -72,7 +72,9 @@ def test_flag_reaches_every_trace(remote_lm):
     prompts = build_prompts(task.pairs, task.pairs, settings)
     stats = clean_stats(lm, prompts)
     at = indirect_effects(lm, prompts, stats.mean_heads, method="fast")  # falls back to the plain path
-    fv.accuracy_sweep(lm, prompts.zero_shot, prompts.targets, [(l, stats.hvector[l]) for l in range(lm.arch.n_layers)])
+    layer_sweep.accuracy_sweep(
+        lm, prompts.zero_shot, prompts.targets, [(l, stats.hvector[l]) for l in range(lm.arch.n_layers)]
+    )
     assert torch.isfinite(at.cie).all()
     assert len(rec.calls) >= 5
     assert all(remote is True for _, remote in rec.calls), rec.calls
