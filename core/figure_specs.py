@@ -23,8 +23,11 @@ PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3"]
 DASHES = ["dash", "dot", "dashdot"]
 
 
-def head_heatmap(cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, int]] = (), title: str = "") -> Spec:
-    """Layer x head grid of effects (``cie [n_layers][n_heads]``), ``selected`` heads outlined."""
+def head_heatmap(
+    cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, int]] = (), title: str = "", z_name: str = "effect"
+) -> Spec:
+    """Layer x head grid (``cie [n_layers][n_heads]``: effects, or any per-head score named
+    ``z_name``), red positive, ``selected`` heads outlined."""
     n_layers = len(cie)
     n_heads = len(cie[0]) if n_layers else 0
     peak = max((abs(float(v)) for row in cie for v in row if v == v), default=1.0) or 1.0  # v == v: not NaN
@@ -37,8 +40,8 @@ def head_heatmap(cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, i
             "colorscale": DIVERGING,
             "zmin": -peak,
             "zmax": peak,
-            "hovertemplate": "layer %{y}, head %{x}<br>effect %{z:.4f}<extra></extra>",
-            "colorbar": {"title": {"text": "effect"}},
+            "hovertemplate": "layer %{y}, head %{x}<br>" + z_name + " %{z:.4f}<extra></extra>",
+            "colorbar": {"title": {"text": z_name}},
         }
     ]
     if selected:
@@ -66,29 +69,61 @@ def head_heatmap(cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, i
     }
 
 
+def _translucent(hex_color: str, alpha: float = 0.15) -> str:
+    """``"#636efa"`` -> ``"rgba(99,110,250,0.15)"``."""
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def layer_curves(
     series: dict[str, Sequence[float]],
     title: str,
     baselines: dict[str, float] | None = None,
     marked: int | None = None,
+    y_title: str = "top-1 accuracy",
+    intervals: dict[str, Sequence[tuple[float, float]]] | None = None,
+    counts: dict[str, int] | None = None,
 ) -> Spec:
-    """Accuracy over layers, one line per series; dashed lines at ``baselines``; a vertical
-    line at the ``marked`` layer."""
-    data = [
-        {
+    """One line per named series over layers; dashed lines at ``baselines``; a vertical line at
+    the ``marked`` layer. Accuracies (the default y axis) get a 0..1 axis. ``intervals[name]``: a
+    ``(low, high)`` per point, drawn as a shaded band around that series and given in its hover
+    text with ``counts[name]`` (the number of queries)."""
+    data: list[dict] = []
+    for i, (name, ys) in enumerate(series.items()):
+        color, xs = PALETTE[i % len(PALETTE)], list(range(len(ys)))
+        line: dict[str, Any] = {
             "type": "scatter",
-            "x": list(range(len(ys))),
+            "x": xs,
             "y": [float(y) for y in ys],
             "mode": "lines+markers",
             "name": name,
-            "line": {"color": PALETTE[i % len(PALETTE)]},
+            "line": {"color": color},
         }
-        for i, (name, ys) in enumerate(series.items())
-    ]
+        band = (intervals or {}).get(name)
+        if band:
+            edge = {"type": "scatter", "x": xs, "mode": "lines", "line": {"width": 0}, "showlegend": False}
+            data.append({**edge, "y": [float(hi) for _, hi in band], "hoverinfo": "skip"})
+            data.append(
+                {
+                    **edge,
+                    "y": [float(lo) for lo, _ in band],
+                    "fill": "tonexty",
+                    "fillcolor": _translucent(color),
+                    "hoverinfo": "skip",
+                }
+            )
+            n = (counts or {}).get(name)
+            of_n = f" of {n}" if n else ""
+            line["customdata"] = [[float(lo), float(hi)] for lo, hi in band]
+            line["hovertemplate"] = (
+                f"layer %{{x}}: %{{y:.0%}}{of_n} (95% CI %{{customdata[0]:.0%}}-%{{customdata[1]:.0%}})"
+                f"<extra>{name}</extra>"
+            )
+        data.append(line)
     shapes, notes = [], []
     for i, (name, y) in enumerate((baselines or {}).items()):
-        line = {"dash": DASHES[i % len(DASHES)], "color": "#444", "width": 1}
-        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y, "line": line})
+        dash = {"dash": DASHES[i % len(DASHES)], "color": "#444", "width": 1}
+        shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y, "line": dash})
         notes.append(
             {"xref": "paper", "x": 0, "y": y, "text": f"{name}: {y:.2f}", "showarrow": False, "yanchor": "bottom"}
         )
@@ -97,12 +132,15 @@ def layer_curves(
             {"type": "line", "yref": "paper", "y0": 0, "y1": 1, "x0": marked, "x1": marked, "line": {"dash": "dash"}}
         )
         notes.append({"yref": "paper", "y": 1, "x": marked, "text": f"layer {marked}", "showarrow": False})
+    y_axis: dict[str, Any] = {"title": {"text": y_title}}
+    if y_title == "top-1 accuracy":
+        y_axis["range"] = [-0.02, 1.02]
     return {
         "data": data,
         "layout": {
             "title": {"text": title},
             "xaxis": {"title": {"text": "layer"}},
-            "yaxis": {"title": {"text": "top-1 accuracy"}, "range": [-0.02, 1.02]},
+            "yaxis": y_axis,
             "shapes": shapes,
             "annotations": notes,
             "height": 380,

@@ -1,17 +1,15 @@
-"""Plot builders: pure functions from numbers to plotly figures. Pages only show them."""
+"""Plot builders: pure functions from numbers to plotly figures. Pages only show them.
+
+Figures that the Task report's HTML file also draws are built once, as plain specs, in
+:mod:`core.figure_specs`; the builders here wrap them (and add the page-only figures)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import plotly.colors as px_colors
 import plotly.graph_objects as go
 
-
-def _translucent(hex_color: str, alpha: float = 0.15) -> str:
-    """``"#636efa"`` -> ``"rgba(99,110,250,0.15)"``."""
-    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
+from core import figure_specs as specs
 
 
 def layer_curves(
@@ -23,99 +21,15 @@ def layer_curves(
     intervals: dict[str, Sequence[tuple[float, float]]] | None = None,
     counts: dict[str, int] | None = None,
 ) -> go.Figure:
-    """One line per named series over layers; dashed horizontal lines for ``baselines`` and a
-    vertical one at the ``marked`` layer. Accuracies (the default y axis) get a 0..1 axis.
-    ``intervals[name]``: a ``(low, high)`` per point, drawn as a shaded band around that series
-    and given in its hover text with ``counts[name]`` (the number of queries)."""
-    fig = go.Figure()
-    palette = px_colors.qualitative.Plotly
-    for i, (name, ys) in enumerate(series.items()):
-        color, xs = palette[i % len(palette)], list(range(len(ys)))
-        band = (intervals or {}).get(name)
-        hover, custom = None, None
-        if band:
-            lows, highs = [lo for lo, _ in band], [hi for _, hi in band]
-            fig.add_trace(
-                go.Scatter(x=xs, y=highs, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=lows,
-                    mode="lines",
-                    line=dict(width=0),
-                    fill="tonexty",
-                    fillcolor=_translucent(color),
-                    showlegend=False,
-                    hoverinfo="skip",
-                )
-            )
-            n = (counts or {}).get(name)
-            custom = [[lo, hi] for lo, hi in band]
-            of_n = f" of {n}" if n else ""
-            hover = f"layer %{{x}}: %{{y:.0%}}{of_n} (95% CI %{{customdata[0]:.0%}}-%{{customdata[1]:.0%}})<extra>{name}</extra>"
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=list(ys),
-                mode="lines+markers",
-                name=name,
-                line=dict(color=color),
-                customdata=custom,
-                hovertemplate=hover,
-            )
-        )
-    dashes = ["dash", "dot", "dashdot"]
-    for i, (name, y) in enumerate((baselines or {}).items()):
-        fig.add_hline(
-            y=y, line_dash=dashes[i % len(dashes)], annotation_text=f"{name}: {y:.2f}", annotation_position="top left"
-        )
-    if marked is not None:
-        fig.add_vline(x=marked, line_dash="dash", annotation_text=f"layer {marked}")
-    fig.update_layout(title=title, xaxis_title="layer", yaxis_title=y_title, height=380, margin=dict(t=50, b=40))
-    if y_title == "top-1 accuracy":
-        fig.update_layout(yaxis_range=[-0.02, 1.02])
-    return fig
+    """:func:`core.figure_specs.layer_curves` as a figure (lines over layers, bands, baselines)."""
+    return go.Figure(specs.layer_curves(series, title, baselines, marked, y_title, intervals, counts))
 
 
 def head_heatmap(
     cie: Sequence[Sequence[float]], selected: Sequence[tuple[int, int]] = (), title: str = "", z_name: str = "effect"
 ) -> go.Figure:
-    """A layer x head grid (red = positive); ``selected`` heads get a black square."""
-    n_layers = len(cie)
-    n_heads = len(cie[0]) if n_layers else 0
-    fig = go.Figure(
-        go.Heatmap(
-            z=cie,
-            x=list(range(n_heads)),
-            y=list(range(n_layers)),
-            colorscale="RdBu_r",  # positive effect = red
-            zmid=0,
-            hovertemplate="layer %{y}, head %{x}<br>" + z_name + " %{z:.4f}<extra></extra>",
-            colorbar=dict(title=z_name),
-        )
-    )
-    if selected:
-        fig.add_trace(
-            go.Scatter(
-                x=[h for _, h in selected],
-                y=[l for l, _ in selected],
-                mode="markers",
-                marker=dict(symbol="square-open", size=14, color="black", line=dict(width=2)),
-                name="selected",
-                hoverinfo="skip",
-            )
-        )
-    fig.update_layout(
-        title=title,
-        xaxis_title="head",
-        yaxis_title="layer",
-        height=max(360, 16 * n_layers + 120),
-        xaxis=dict(dtick=1),
-        showlegend=False,
-        margin=dict(t=50, b=40),
-    )
-    return fig
+    """:func:`core.figure_specs.head_heatmap` as a figure (layer x head grid, red = positive)."""
+    return go.Figure(specs.head_heatmap(cie, selected, title, z_name))
 
 
 def heads_scatter(
@@ -179,23 +93,13 @@ def ablation_curves(
 
 
 def bars(labels: Sequence[str], values: Sequence[float], title: str, x_title: str = "probability") -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(values)[::-1], y=[repr(l) for l in labels][::-1], orientation="h"))
-    fig.update_layout(
-        title=title, xaxis_title=x_title, height=40 + 26 * len(labels) + 60, margin=dict(t=50, b=40, l=10)
-    )
-    return fig
+    """:func:`core.figure_specs.bars` as a figure (horizontal, first label on top)."""
+    return go.Figure(specs.bars(labels, values, title, x_title))
 
 
 def curve(values: Sequence[float], baseline: float | None, title: str, x_title: str) -> go.Figure:
-    fig = go.Figure(
-        go.Scatter(x=list(range(1, len(values) + 1)), y=list(values), mode="lines+markers", name="with vector")
-    )
-    if baseline is not None:
-        fig.add_hline(y=baseline, line_dash="dash", annotation_text=f"zero-shot: {baseline:.2f}")
-    fig.update_layout(
-        title=title, xaxis_title=x_title, yaxis_title="top-1 accuracy", yaxis_range=[-0.02, 1.02], height=340
-    )
-    return fig
+    """:func:`core.figure_specs.count_curve` as a figure (accuracy against 1, 2, ... heads)."""
+    return go.Figure(specs.count_curve(values, baseline, title, x_title))
 
 
 def matrix(
