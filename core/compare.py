@@ -13,7 +13,7 @@ of its top heads. For several tasks on the same model and prompt settings this m
   zero-shot queries, scored on B's answers (top-1 of the first token). The diagonal is each
   task's own FV, the number of the Function vector page; ``zero_shot`` is B's accuracy with
   no vector. Each source adds its FV at one layer: with ``layer="auto"`` (the default) the
-  source's best layer on its own validation queries (:func:`core.fv.choose_layer`, as the
+  source's best layer on its own validation queries (:func:`core.layer_choice.choose_layer`, as the
   Function vector page chooses), otherwise the given layer for every source.
 """
 
@@ -30,6 +30,8 @@ from core import fv
 from core.checks import check_layer, check_n_heads, check_task_names
 from core.errors import UserInputError
 from core.inference import Progress, no_progress
+from core.layer_choice import choose_layer
+from core.layer_sweep import accuracy_sweep
 from core.models import LoadedModel
 from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
 from core.stats import Accuracy
@@ -179,7 +181,7 @@ def compare_tasks(
             stage = span(
                 progress, 0.85 + 0.07 * i / n, 0.85 + 0.07 * (i + 1) / n, f"{wb.task.name}: choosing a layer: "
             )
-            layers.append(fv.choose_layer(lm, wb, v, n_eval, progress=stage)[0])
+            layers.append(choose_layer(lm, wb, v, n_eval, progress=stage)[0])
     else:
         layers = [layer] * n
     vectors = [fv.make_vector(lm, wb, h, l, values=v) for wb, h, l, v in zip(wbs, heads, layers, values)]
@@ -188,7 +190,7 @@ def compare_tasks(
     n_queries = []
     for b, task in enumerate(tasks):  # 0.92 .. 1: one pass per target, every source a group
         test = held_out_prompts(task, settings, n_eval)
-        base, with_fv = fv.accuracy_sweep(
+        base, with_fv = accuracy_sweep(
             lm,
             test.zero_shot,
             test.targets,

@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
-from core import limits
 from core.attribution import Attribution, CleanStats, clean_stats, indirect_effects
 from core.checks import check_coeff, check_heads, check_layer
 from core.errors import UserInputError
 from core.generation_scoring import answer_stops, is_case_task, score_generations
 from core.inference import Progress, encode, first_token_ids, forward_kwargs, no_progress
+from core.layer_choice import choose_layer, layer_choice_prompts
+from core.layer_sweep import accuracy_sweep
 from core.models import LoadedModel
 from core.patching import Edit, last_token_scores
 from core.prompts import PromptSet, PromptSettings, Splits, build_prompts, split_task
@@ -78,35 +79,6 @@ def function_vector_values(lm: LoadedModel, mean_heads: torch.Tensor, heads: Seq
                 proj.input = z[l].to(lm.device, lm.dtype)
                 saved[l] = proj.output[:, -1].save()  # [rows, d_model]
     return sum(saved[l][i].float().cpu() for i, (l, _) in enumerate(heads))
-
-
-def accuracy_sweep(
-    lm: LoadedModel,
-    prompts: Sequence[str],
-    targets: Sequence[str],
-    vectors: Sequence[tuple[int, torch.Tensor]],
-    coeff: float = 1.0,
-    progress: Progress = no_progress,
-) -> tuple[float, list[float]]:
-    """Top-1 accuracy without edits, and with each ``(layer, vector)`` added at the last token."""
-    acc, _ = _sweep(lm, prompts, targets, vectors, coeff, progress)
-    return acc[0], acc[1:]
-
-
-def _sweep(
-    lm: LoadedModel,
-    prompts: Sequence[str],
-    targets: Sequence[str],
-    vectors: Sequence[tuple[int, torch.Tensor]],
-    coeff: float,
-    progress: Progress,
-) -> tuple[list[float], list[float]]:
-    """``(accuracy, mean log-prob of the target)`` per group: none first, then each vector."""
-    enc = encode(lm, prompts)
-    tgt = first_token_ids(lm, targets)
-    groups = [[]] + [[Edit(layer=l, site="resid", value=v * coeff, add=True)] for l, v in vectors]
-    scores = last_token_scores(lm, enc, tgt, groups, progress=progress)
-    return (scores.top1 == tgt[None]).float().mean(1).tolist(), scores.logprob.mean(1).tolist()
 
 
 def decode_vector(lm: LoadedModel, values: torch.Tensor, k: int = 15) -> list[tuple[str, float]]:
@@ -319,52 +291,6 @@ def hvector_sweep(lm: LoadedModel, wb: Workbench, n_eval: int = 50, progress: Pr
     )
 
 
-MIN_LAYER_QUERIES = 100  # the layer is chosen on at least this many queries where the task has them
-
-
-def layer_choice_prompts(wb: Workbench, n_eval: int = 50) -> PromptSet:
-    """The queries the layer is chosen on: the valid split, then the train split, never the test
-    split; at most ``max(n_eval, MIN_LAYER_QUERIES)``. About ten validation queries alone chose
-    layers 20 points worse than the best one on test queries (capitalize, 9 vs 16); the train
-    queries are disjoint from the test ones (demos come from train and never show the query)."""
-    splits = split_task(wb.task, wb.settings.seed)
-    pool = list(dict.fromkeys(splits.valid + splits.train))  # the whole task once when splits overlap
-    n = min(len(pool), max(n_eval, MIN_LAYER_QUERIES), limits.MAX_N_PROMPTS)
-    return build_prompts(pool, splits.train, wb.settings, n_prompts=n)
-
-
-def choose_layer(
-    lm: LoadedModel,
-    wb: Workbench,
-    values: torch.Tensor,
-    n_eval: int = 50,
-    coeff: float = 1.0,
-    progress: Progress = no_progress,
-) -> tuple[int, list[float]]:
-    """``(layer, accuracy per layer)``: where adding ``values`` (``[d_model]``) at the last token
-    of the zero-shot layer-choice queries (:func:`layer_choice_prompts`) works best; the choice
-    of :func:`evaluate` with ``layer="auto"``.
-
-    The rule: among the layers whose accuracy lies inside the 95% Wilson interval of the best
-    layer's (statistically tied with it on these queries), the one that raises the answer's mean
-    first-token log-probability most. Accuracy on a few dozen queries moves by several points
-    from layer to layer by chance; the log-probability uses every query's evidence, right or
-    wrong, and is a steadier signal (on the 13 built-in tasks the chosen layer's test accuracy
-    is within 0.02 of the best test layer's on average: ``make bench``).
-    """
-    n_layers = lm.arch.n_layers
-    valid = layer_choice_prompts(wb, n_eval)
-    per_layer = [(l, values) for l in range(n_layers)]
-    acc, logprob = _sweep(lm, valid.zero_shot, valid.targets, per_layer, coeff, progress)
-    by_layer = acc[1:]
-    n = len(valid)
-    correct = [round(a * n) for a in by_layer]  # right answers per layer
-    low, _ = Accuracy(max(correct), n).interval
-    # the best layers always count (the bound is a float: with 0 right it is about 1e-17, not 0)
-    tied = [l for l in range(n_layers) if correct[l] == max(correct) or correct[l] / n >= low]
-    return max(tied, key=lambda l: (logprob[1 + l], by_layer[l])), by_layer
-
-
 def evaluate(
     lm: LoadedModel,
     wb: Workbench,
@@ -487,7 +413,6 @@ __all__ = [
     "FVReport",
     "HVectorSweep",
     "Workbench",
-    "accuracy_sweep",
     "build_workbench",
     "choose_layer",
     "clean_stats",

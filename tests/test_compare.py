@@ -17,7 +17,7 @@ from collections import Counter
 import pytest
 import torch
 
-from core import fv
+from core import fv, layer_sweep
 from core.checks import check_corruption
 from core.cli import build_parser, main
 from core.compare import Comparison, compare_tasks, held_out_prompts, jaccard
@@ -178,7 +178,7 @@ def test_off_diagonal_transfer_at_a_fixed_layer(tiny_llama, own_tasks, independe
         tiny_llama, independent[0].stats.mean_heads, independent[0].attribution.top_heads(TOP_K)
     )
     test_b = held_out_prompts(own_tasks[1], SETTINGS, N_EVAL)
-    base, (acc,) = fv.accuracy_sweep(tiny_llama, test_b.zero_shot, test_b.targets, [(1, a)])
+    base, (acc,) = layer_sweep.accuracy_sweep(tiny_llama, test_b.zero_shot, test_b.targets, [(1, a)])
     assert float(result.transfer[0, 1]) == pytest.approx(acc, abs=1e-9)
     assert float(result.zero_shot[1]) == pytest.approx(base, abs=1e-9)
 

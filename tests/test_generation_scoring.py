@@ -149,10 +149,10 @@ def test_report_carries_generation_scores_and_intervals(tiny_llama):
 def test_layer_choice_when_no_layer_gets_any_answer_right(tiny_llama, monkeypatch):
     """Every layer 0 right (the Wilson bound is then ~1e-17, not 0): all layers are tied and the
     answer's log-probability decides, rather than no layer being left to choose."""
-    from core import fv
+    from core import fv, layer_choice
     from core.prompts import PromptSettings
 
     wb = fv.build_workbench(tiny_llama, validate("toy", [(f"w{i}", f"v{i}") for i in range(30)]), PromptSettings(2, 4))
     logprob = [0.0, -3.0, -1.0, -2.0]  # unedited, then layers 0..2
-    monkeypatch.setattr(fv, "_sweep", lambda *a, **k: ([0.0] * 4, logprob))
-    assert fv.choose_layer(tiny_llama, wb, torch.zeros(tiny_llama.arch.d_model)) == (1, [0.0, 0.0, 0.0])
+    monkeypatch.setattr(layer_choice, "scores_sweep", lambda *a, **k: ([0.0] * 4, logprob))
+    assert layer_choice.choose_layer(tiny_llama, wb, torch.zeros(tiny_llama.arch.d_model)) == (1, [0.0, 0.0, 0.0])

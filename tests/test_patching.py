@@ -14,8 +14,9 @@ from conftest import CancelAt
 import core.inference as inference
 import core.patching as patching
 from core.attribution import clean_stats, indirect_effects
-from core.fv import accuracy_sweep, check_heads, function_vector_values
+from core.fv import check_heads, function_vector_values
 from core.inference import encode, first_token_ids, run_forward
+from core.layer_sweep import accuracy_sweep
 from core.patching import Edit, last_token_scores
 from core.prompts import PromptSettings, build_prompts, split_task
 from core.stats import wilson_interval
