@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: setup run lint test test-browser test-fast bench browser clean
+.PHONY: setup run warm lint test test-browser test-fast bench browser clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,8 +23,13 @@ browser:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # OMP_WAIT_POLICY=PASSIVE: torch's idle threads sleep instead of spinning (README: Several users)
+# dashboard.serve: `streamlit run dashboard/app.py` with the model loading as the server starts
 run: setup
-	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT)
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(PY) -m dashboard.serve --server.address 127.0.0.1 --server.port $(PORT)
+
+# the pages' results for the built-in tasks, computed ahead into the disk tier (TASKS=a,b to choose)
+warm: setup
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(PY) -m core warm $(if $(TASKS),--tasks $(TASKS))
 
 # ruff: lint and format, configured in pyproject.toml
 lint: setup
@@ -46,6 +51,7 @@ bench: setup browser
 	$(PY) bench/run.py
 	$(PY) bench/memory.py
 	$(PY) bench/load.py
+	$(PY) bench/lesson.py  # the lesson walked cold and warm, a warmed CLI request (bench/lesson.json)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -286,3 +286,49 @@ def check_seed(seed: Any) -> int:
     if not _is_whole(seed) or not 0 <= seed < 2**63:
         raise UserInputError("The seed must be a whole number from 0 to 2^63 - 1.")
     return int(seed)
+
+
+# --- values typed as text: a shareable link's query parameters (dashboard.links) -------------
+
+
+def parse_whole(text: str, what: str, low: int, high: int) -> int:
+    """A whole number written as text (``"10"``), from ``low`` to ``high``."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise UserInputError(f"The {what} must be a whole number from {low} to {high} (got '{text[:40]}').") from None
+    if not low <= value <= high:
+        raise UserInputError(f"The {what} must be a whole number from {low} to {high} (got {value}).")
+    return value
+
+
+def parse_number(text: str, what: str, low: float, high: float) -> float:
+    """A finite number written as text (``"2.5"``), from ``low`` to ``high``."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise UserInputError(f"The {what} must be a number from {low:g} to {high:g} (got '{text[:40]}').") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise UserInputError(f"The {what} must be a number from {low:g} to {high:g} (got {value:g}).")
+    return value
+
+
+def check_choice(value: str, what: str, options: Sequence[str]) -> str:
+    """One of a fixed list of options (a metric, a steering mode, a decoding)."""
+    if value not in options:
+        raise UserInputError(f"Unknown {what} '{value[:40]}': choose one of {', '.join(options)}.")
+    return value
+
+
+def parse_heads(text: str) -> list[tuple[int, int]]:
+    """Heads written as ``layer.head`` separated by commas (``"20.5,14.1"``); check them against
+    a model with :func:`check_heads`."""
+    heads = []
+    for item in (x.strip() for x in text.split(",")):
+        match = re.fullmatch(r"(\d{1,4})\.(\d{1,4})", item)
+        if match is None:
+            raise UserInputError(
+                f"Heads are written layer.head separated by commas, like `20.5,14.1` (got '{item[:40]}')."
+            )
+        heads.append((int(match[1]), int(match[2])))
+    return check_heads(None, heads)

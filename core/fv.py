@@ -26,7 +26,7 @@ from core.layer_choice import choose_layer, layer_choice_prompts
 from core.layer_sweep import accuracy_sweep
 from core.models import LoadedModel
 from core.patching import Edit, last_token_scores
-from core.prompts import PromptSet, PromptSettings, Splits, build_prompts, split_task
+from core.prompts import PromptSet, PromptSettings, held_out_prompts, icl_prompts
 from core.stats import Accuracy
 from core.stats import curve as accuracy_curve
 from core.tasks import Task
@@ -226,8 +226,7 @@ class Workbench:
 def build_workbench(
     lm: LoadedModel, task: Task, settings: PromptSettings, progress: Progress = no_progress
 ) -> Workbench:
-    splits = split_task(task, settings.seed)
-    prompts = build_prompts(splits.train, splits.train, settings)
+    prompts = icl_prompts(task, settings)  # train-split queries, train-split demos
     stats = clean_stats(lm, prompts, progress=progress)
     return Workbench(task=task, settings=settings, prompts=prompts, stats=stats)
 
@@ -272,17 +271,11 @@ def make_hvector(lm: LoadedModel, wb: Workbench, layer: int, name: str = "hvecto
     )
 
 
-def _test_prompts(wb: Workbench, n_eval: int) -> tuple[Splits, PromptSet]:
-    """``(splits, prompts)``: at most ``n_eval`` held-out queries, demonstrations from the train split."""
-    splits = split_task(wb.task, wb.settings.seed)
-    return splits, build_prompts(splits.test, splits.train, wb.settings, n_prompts=min(n_eval, len(splits.test)))
-
-
 def hvector_sweep(lm: LoadedModel, wb: Workbench, n_eval: int = 50, progress: Progress = no_progress) -> HVectorSweep:
     """The h-vector of every layer added (coefficient 1) to at most ``n_eval`` held-out
     zero-shot queries: one accuracy per layer, plus the unedited zero-shot and in-context
     accuracy on the same queries."""
-    splits, test = _test_prompts(wb, n_eval)
+    splits, test = held_out_prompts(wb.task, wb.settings, n_eval)
     per_layer = [(l, wb.stats.hvector[l]) for l in range(lm.arch.n_layers)]
     base, by_layer = accuracy_sweep(lm, test.zero_shot, test.targets, per_layer, 1.0, progress=progress)
     icl, _ = accuracy_sweep(lm, test.clean, test.targets, [])
@@ -312,7 +305,7 @@ def evaluate(
     n_layers = lm.arch.n_layers
     if layer != "auto":
         layer = check_layer(int(layer), n_layers)
-    splits, test = _test_prompts(wb, n_eval)
+    splits, test = held_out_prompts(wb.task, wb.settings, n_eval)
     values = function_vector_values(lm, wb.stats.mean_heads, heads)  # [d_model]
     per_layer = [(l, values) for l in range(n_layers)]
 

@@ -25,6 +25,10 @@ MAX_WRITTEN_PAIRS = 200  # pairs asked of a language model at once (core.llm_pai
 MAX_DESCRIPTION_CHARS = 300  # the one-line task description it is given
 MAX_CACHED_RESULTS = 48  # results kept for all users of one app (least recently used go first)
 MAX_CACHE_MB = 512  # the same results' tensors, in total
+# helper A (issue 9, disk tier): core.result_files, least recently used go first
+MAX_RESULT_FILES_MB = 2048  # result files kept on disk (all users and the CLI)
+# shareable links (dashboard.links, helper D)
+MAX_LINK_EXAMPLES_CHARS = 1500  # typed examples carried in a link's URL (longer ones are left out)
 
 
 def as_table() -> list[tuple[str, str]]:
@@ -48,4 +52,6 @@ def as_table() -> list[tuple[str, str]]:
         ("tasks compared at once", str(MAX_COMPARE_TASKS)),
         ("pairs written by a language model at once", f"{MIN_PAIRS} to {MAX_WRITTEN_PAIRS}"),
         ("results kept in memory (all users)", f"{MAX_CACHED_RESULTS} or {MAX_CACHE_MB} MiB"),
+        ("results kept on disk (all users and the CLI)", f"{MAX_RESULT_FILES_MB} MiB"),
+        ("characters of typed examples in a shareable link", str(MAX_LINK_EXAMPLES_CHARS)),
     ]

@@ -189,3 +189,10 @@ def icl_prompts(task: Task, settings: PromptSettings, split: str = "train", n_pr
     splits = split_task(task, settings.seed)
     source = {"train": splits.train, "valid": splits.valid, "test": splits.test}[split]
     return build_prompts(source, splits.train, settings, n_prompts)
+
+
+def held_out_prompts(task: Task, settings: PromptSettings, n_eval: int) -> tuple[Splits, PromptSet]:
+    """``(splits, prompts)``: at most ``n_eval`` held-out queries of the test split, their
+    demonstrations from the train split: the queries every evaluation is scored on."""
+    splits = split_task(task, settings.seed)
+    return splits, build_prompts(splits.test, splits.train, settings, n_prompts=min(n_eval, len(splits.test)))

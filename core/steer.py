@@ -28,7 +28,7 @@ row's pad count; the model's end-of-sequence token does not stop the batch (ever
 all steps, so the per-step loop is always complete) and each text is cut at its first one.
 
 The vectors themselves are built in :mod:`core.steering_vectors`, swept over layers and
-coefficients in :mod:`core.sweep`, and exported as a script by :mod:`core.codegen`.
+coefficients in :mod:`core.sweep`, and exported as a script by :mod:`core.scripts.steering`.
 """
 
 from __future__ import annotations
@@ -192,8 +192,10 @@ def _steered_generate(
     decoding: Decoding,
     sample_index: torch.Tensor,
     progress: Progress,
+    more: Sequence[tuple[int, torch.Tensor]] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched generation; row ``r`` gets ``row_coeffs[r] * values`` at block ``layer``.
+    """Batched generation; row ``r`` gets ``row_coeffs[r] * values`` at block ``layer`` (and, in
+    the ``"prompt"`` mode, ``row_coeffs[r] * v`` at block ``l`` for each ``(l, v)`` of ``more``).
 
     Returns the new token ids ``[batch, max_new_tokens]`` and the first step's last-position
     logits ``[batch, d_vocab]`` (float, CPU).
@@ -218,6 +220,11 @@ def _steered_generate(
             delta_last = (row_coeffs[:, None] * values[0][None]).to(device, dtype)  # [batch, d_model]
         else:
             delta_prompt = _prompt_delta(enc, values, row_coeffs).to(device, dtype)  # [batch, pos, d_model]
+    # the "prompt" mode at several layers (core.additions): {layer: delta}, visited in execution order
+    prompt_deltas: dict[int, torch.Tensor] = {} if delta_prompt is None else {layer: delta_prompt}
+    for l, v in more:
+        d = _prompt_delta(enc, v, row_coeffs).to(device, dtype)
+        prompt_deltas[l] = prompt_deltas[l] + d if l in prompt_deltas else d
     common: dict[str, Any] = {
         "do_sample": False,  # sampling, when asked for, is the coupled processor's argmax
         "eos_token_id": None,  # every row runs all n steps; texts are cut at EOS afterwards
@@ -242,12 +249,11 @@ def _steered_generate(
             with lm.generate(**kwargs) as tracer:
                 for step in tracer.iter[:k]:
                     t = done + step  # the step of the whole generation
-                    if values is not None:
-                        h = arch.block_output(lm.nn, layer)  # [batch, pos, d_model]
-                        if delta_last is not None:
-                            h[:, -1] += delta_last
-                        elif t == 0:
-                            h[:] += delta_prompt
+                    if delta_last is not None:
+                        arch.block_output(lm.nn, layer)[:, -1] += delta_last  # [batch, d_model]
+                    elif t == 0:
+                        for l in sorted(prompt_deltas):
+                            arch.block_output(lm.nn, l)[:] += prompt_deltas[l]  # [batch, pos, d_model]
                     if t == 0:
                         first_logits.append(arch.unembed(lm.nn).output[:, -1].save())  # [batch, d_vocab]
                     progress((t + 1) / n, f"token {t + 1}/{n}")
@@ -308,13 +314,16 @@ def generate_pair(
     n_samples: int = 1,
     seed: int = 0,
     progress: Progress | None = None,
+    more: Sequence[tuple[int, torch.Tensor]] = (),
 ) -> list[PairResult]:
     """Unsteered and steered continuations of ``prompts``, from one batched ``generate``.
 
     ``vector``: ``[d_model]`` (``"last"``) or ``[n_pos, d_model]`` (``"prompt"``), or ``None``
     for no steering (the steered column then repeats the unsteered one). With ``sample=False``
     decoding is greedy and each list holds one continuation; with ``sample=True`` it holds
-    ``n_samples``, drawn with the same random numbers in both columns.
+    ``n_samples``, drawn with the same random numbers in both columns. ``more``: further
+    ``(layer, [n_pos, d_model])`` vectors added like ``vector`` at their own layers (``"prompt"``
+    mode only; a list of additions, :mod:`core.additions`).
     """
     progress = progress or no_progress
     mode = checks.check_mode(mode)
@@ -324,6 +333,9 @@ def generate_pair(
     max_new_tokens = checks.check_max_new_tokens(max_new_tokens)
     decoding = Decoding(bool(sample), temperature, top_p, repetition_penalty, n_samples, seed).checked()
     values = checks.check_vector(lm, vector, mode) if vector is not None else None
+    if more and (mode != "prompt" or values is None):
+        raise ValueError("vectors at further layers need a first vector and the 'prompt' mode")
+    more = [(checks.check_layer(l, lm.arch.n_layers), checks.check_vector(lm, v, mode)) for l, v in more]
 
     n_rep = decoding.n_rows_per_prompt
     rows = [p for p in prompts for _ in range(n_rep)]  # prompt-major, sample-minor
@@ -332,7 +344,7 @@ def generate_pair(
     row_coeffs = torch.tensor([0.0] * len(rows) + [coeff] * len(rows) * (n_cols - 1))
     sample_index = torch.arange(len(rows) * n_cols) % n_rep
     new_ids, logits = _steered_generate(
-        lm, enc, row_coeffs, values, layer, mode, max_new_tokens, decoding, sample_index, progress
+        lm, enc, row_coeffs, values, layer, mode, max_new_tokens, decoding, sample_index, progress, more
     )
     texts = _decode(lm, new_ids)
     lengths = enc.attention_mask.sum(1).tolist()

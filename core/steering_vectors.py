@@ -30,13 +30,33 @@ from core.models import LoadedModel
 from core.vectors import Vector, check_name
 
 
-def _space_id(lm: LoadedModel) -> int:
+def space_id(lm: LoadedModel) -> int:
+    """The token shorter prompts are padded with when several are aligned: a lone space, as in
+    Turner et al. (the pad token for a tokenizer that cannot write one)."""
     ids = lm.tokenizer(" ", add_special_tokens=False)["input_ids"]
     if len(ids) == 1:
         return int(ids[0])
     if lm.tokenizer.pad_token_id is not None:  # a tokenizer that cannot write a lone space
         return int(lm.tokenizer.pad_token_id)
-    raise UserInputError("This tokenizer has no single token for a space to align the two prompts with.")
+    raise UserInputError("This tokenizer has no single token for a space to align the prompts with.")
+
+
+def aligned_block_outputs(
+    lm: LoadedModel, ids: Sequence[Sequence[int]], layers: Sequence[int]
+) -> tuple[list[list[int]], dict[int, torch.Tensor]]:
+    """Token rows padded at the END with :func:`space_id` to the longest, run in one forward:
+    ``(padded rows, {layer: block output [n_rows, pos, d_model]})``. Causal attention: the
+    padding after a position never changes that position's activations."""
+    width = checks.check_prompt_tokens(max(len(row) for row in ids))
+    space = space_id(lm)
+    padded = [list(row) + [space] * (width - len(row)) for row in ids]
+    input_ids = torch.tensor(padded, device=lm.device)  # [n_rows, pos]
+    saved: dict[int, torch.Tensor] = {}
+    with lm.locked(), torch.no_grad():
+        with lm.trace(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)):
+            for layer in sorted(set(layers)):  # execution order
+                saved[layer] = lm.arch.block_output(lm.nn, layer).save()  # [n_rows, pos, d_model]
+    return padded, {layer: h.float().cpu() for layer, h in saved.items()}
 
 
 def actadd_vectors(
@@ -58,20 +78,8 @@ def actadd_vectors(
     ids = [lm.tokenizer(t)["input_ids"] for t in (positive, negative)]
     if not all(ids):
         raise UserInputError("A prompt is empty after tokenization.")
-    width = checks.check_prompt_tokens(max(len(i) for i in ids))
-    space = _space_id(lm)
-    padded = [row + [space] * (width - len(row)) for row in ids]
-    input_ids = torch.tensor(padded, device=lm.device)  # [2, pos]
-    arch = lm.arch
-    saved: dict[int, torch.Tensor] = {}
-    with lm.locked(), torch.no_grad():
-        with lm.trace(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)):
-            for layer in sorted(set(layers)):  # execution order
-                saved[layer] = arch.block_output(lm.nn, layer).save()  # [2, pos, d_model]
-    values = {}
-    for layer in layers:
-        h = saved[layer].float().cpu()
-        values[layer] = h[0] - h[1]  # [n_pos, d_model]
+    padded, saved = aligned_block_outputs(lm, ids, layers)
+    values = {layer: saved[layer][0] - saved[layer][1] for layer in layers}  # [n_pos, d_model] each
     tokens = [(lm.tokenizer.decode([p]), lm.tokenizer.decode([q])) for p, q in zip(*padded)]
     return values, tokens
 

@@ -15,13 +15,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
-from dashboard import running, sidebar, state
+from dashboard import lesson, links, running, sidebar, state
 
 st.set_page_config(page_title="FV Studio", page_icon=":material/explore:", layout="wide")
 state.init()
 running.begin_script_run()
 
-PAGES = [
+# the guided lesson first (dashboard.lesson: its steps, in order), then the tools
+LESSON = [st.Page(s.path, title=f"{s.n}. {s.title}", icon=s.icon) for s in lesson.STEPS]
+TOOLS = [
     st.Page("../pages/model_prompts.py", title="Model & prompts", icon=":material/text_fields:", default=True),
     st.Page("../pages/task_vectors.py", title="Task vectors", icon=":material/show_chart:"),
     st.Page("../pages/head_attribution.py", title="Head attribution", icon=":material/grid_on:"),
@@ -33,6 +35,8 @@ PAGES = [
     st.Page("../pages/vector_library.py", title="Vector library", icon=":material/library_books:"),
 ]
 
-page = st.navigation(PAGES)
+page = st.navigation({"Lesson": LESSON, "Tools": TOOLS}, expanded=True)  # every page listed
+links.restore(page)  # shareable links (dashboard.links): a link's settings, before the sidebar
 sidebar.draw()
-page.run()
+with links.kept_in_url(page):  # the settings written to the URL; the sidebar's Copy link
+    page.run()

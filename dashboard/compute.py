@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from core import fv, limits
+from core import result_keys as keys
 from core.errors import UserInputError
 from core.inference import no_progress
 from core.llm_pairs import VARIABLES as pairs_vars
 from core.llm_pairs import Endpoint
 from core.models import LoadedModel, ModelSpec, load_model
-from core.prompts import PromptSettings
+from core.prompts import PromptSettings, held_out_prompts
 from core.server_config import VARIABLES as server_config_vars
 from core.server_config import ServerConfig
 from core.tasks import Task
@@ -78,7 +79,7 @@ def store() -> ResultStore:
 
 def workbench(spec: ModelSpec, task: Task, settings: PromptSettings, _lm: LoadedModel, _progress=None):
     return store().get(
-        ("workbench", spec, task, settings),
+        keys.workbench_key(spec, task, settings),
         lambda: fv.build_workbench(_lm, task, settings, progress=_progress or no_progress),
     )
 
@@ -90,14 +91,15 @@ def attribution(spec: ModelSpec, task: Task, settings: PromptSettings, metric: s
             _lm, wb.prompts, wb.stats.mean_heads, metric=metric, progress=_progress or no_progress
         )
 
-    return store().get(("attribution", spec, task, settings, metric), make)
+    return store().get(keys.attribution_key(spec, task, settings, metric), make)
 
 
 def prediction(spec: ModelSpec, task: Task, settings: PromptSettings, _lm: LoadedModel, _progress=None):
     from core.predict import predict
 
     return store().get(
-        ("prediction", spec, task, settings), lambda: predict(_lm, task, settings, progress=_progress or no_progress)
+        keys.prediction_key(spec, task, settings),
+        lambda: predict(_lm, task, settings, progress=_progress or no_progress),
     )
 
 
@@ -138,7 +140,7 @@ def hvector_sweep(
         wb = workbench(spec, task, settings, _lm)
         return fv.hvector_sweep(_lm, wb, n_eval, progress=_progress or no_progress)
 
-    return store().get(("hvector", spec, task, settings, n_eval), make)
+    return store().get(keys.hvector_key(spec, task, settings, n_eval), make)
 
 
 def fv_report(
@@ -161,7 +163,7 @@ def fv_report(
             _lm, wb, list(heads), layer=layer, n_eval=n_eval, coeff=coeff, progress=_progress or no_progress
         )
 
-    return store().get(("fv", spec, task, settings, metric, heads, layer, n_eval, coeff), make)
+    return store().get(keys.fv_key(spec, task, settings, metric, heads, layer, n_eval, coeff), make)
 
 
 def compare_tasks(
@@ -306,8 +308,12 @@ def steer_pair(
     decoding: Any,
     _lm: LoadedModel,
     _progress=None,
+    more: tuple = (),
 ):
-    """core.steer.generate_pair, cached on (model, prompts, vector digest, settings, decoding incl. seed)."""
+    """core.steer.generate_pair, cached on (model, prompts, vector digest, settings, decoding incl. seed).
+
+    ``more``: ``(layer, values)`` added at further layers ("prompt" mode; the lesson's list of
+    activation additions), keyed by their digests."""
     from core import steer
 
     def make():
@@ -326,9 +332,11 @@ def steer_pair(
             n_samples=decoding.n_samples,
             seed=decoding.seed,
             progress=from_any_thread(_progress),
+            more=more,
         )
 
-    return store().get(("steer", spec, prompts, key, layer, coeff, mode, max_new_tokens, decoding), make)
+    extra = (tuple((l, digest(v)) for l, v in more),) if more else ()  # keys without it are unchanged
+    return store().get(("steer", spec, prompts, key, layer, coeff, mode, max_new_tokens, decoding, *extra), make)
 
 
 def actadd(spec: ModelSpec, positive: str, negative: str, layers: tuple[int, ...], _lm: LoadedModel, _progress=None):
@@ -394,3 +402,57 @@ def decode_vector(
 ) -> list[tuple[str, float]]:
     """core.fv.decode_vector: the tokens a vector promotes (final norm, then unembedding)."""
     return store().get(("decode", spec, key, k), lambda: fv.decode_vector(_lm, values, k))
+
+
+# ---- the guided lesson (pages/lesson_*.py): its own results, in the same store -------------
+# Everything else a lesson step shows comes from the wrappers above, so a step and its tool
+# page share their stored results.
+
+
+def anatomy(spec: ModelSpec, prompt: str, layer: int, _lm: LoadedModel, _progress=None):
+    """core.anatomy.anatomy: tokens, next-token top-k and activation shapes of one prompt."""
+    from core import anatomy as an
+
+    return store().get(("anatomy", spec, prompt, layer), lambda: an.anatomy(_lm, prompt, layer))
+
+
+def query_effects(
+    spec: ModelSpec, task: Task, settings: PromptSettings, layer: int, n: int, _lm: LoadedModel, _progress=None
+):
+    """core.query_effects for the h-vector of ``layer`` (the cached workbench's) on ``n`` held-out queries."""
+    from core import query_effects as qe
+
+    def make():
+        wb = workbench(spec, task, settings, _lm)
+        return qe.query_effects(_lm, held_out_prompts(task, settings, n)[1], layer, wb.stats.hvector[layer], n)
+
+    return store().get(("query_effects", spec, task, settings, layer, n), make)
+
+
+def hvector(
+    spec: ModelSpec, task: Task, settings: PromptSettings, layer: int, name: str, _lm: LoadedModel, _progress=None
+):
+    """core.fv.make_hvector: the h-vector of ``layer`` from the cached workbench, as a Vector."""
+    return fv.make_hvector(_lm, workbench(spec, task, settings, _lm, _progress), layer, name=name)
+
+
+def held_out_vector(
+    spec: ModelSpec, task: Task, settings: PromptSettings, heads: tuple, layer: int, _lm: LoadedModel, _progress=None
+):
+    """The function vector of ``heads`` from ``task``'s own workbench (core.fv.make_vector):
+    for a task with the steering prompt's pairs removed (core.held_out)."""
+
+    def make():
+        wb = workbench(spec, task, settings, _lm, _progress)
+        return fv.make_vector(_lm, wb, list(heads), layer, name="fv_held_out")
+
+    return store().get(("held_out_fv", spec, task, settings, heads, layer), make)
+
+
+def addition_sum(spec: ModelSpec, additions: tuple, prepend_bos: bool, _lm: LoadedModel, _progress=None):
+    """core.additions.addition_sum: the summed activation additions at their layer."""
+    from core import additions as ad
+
+    return store().get(
+        ("additions", spec, additions, prepend_bos), lambda: ad.addition_sum(_lm, list(additions), prepend_bos)
+    )

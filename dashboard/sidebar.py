@@ -20,7 +20,7 @@ from core.models import DEFAULT_MODEL, DTYPES, LoadedModel, ModelSpec, available
 from core.prompts import PromptSettings, check_template
 from core.server_config import ServerConfig
 from core.tasks import Task, builtin_names, describe, load_builtin, parse_file, parse_lines
-from dashboard import compute, state
+from dashboard import compute, recipes, state
 
 SOURCES = ["Built-in task", "Type examples", "Upload a file"]
 
@@ -67,12 +67,33 @@ def _model_section(config: ServerConfig | None) -> ModelSpec:
             if remote_ok
             else "Switched off on this server (FV_STUDIO_ALLOW_REMOTE).",
         )
+    _cached_results_block()  # helper A (issue 9)
     return ModelSpec(
         model_id=state.get("model_id").strip() or DEFAULT_MODEL,
         dtype=state.get("dtype"),
         device=state.get("device"),
         remote=bool(state.get("remote")),
     )
+
+
+# ---- helper A (issue 9): clearing the result store (memory and disk tier) ------------------
+def _cached_results_block() -> None:
+    with st.sidebar.expander("Cached results"):
+        st.caption(
+            "Results are kept in memory and on disk (core.result_files), shared by every user of "
+            "this server and by `python -m core`; `python -m core warm` precomputes them."
+        )
+        if compute.server_config().allowed_models is not None:
+            # a shared server (the operator chose its models): one user must not wipe the
+            # results a teacher warmed for the class
+            st.caption("On this shared server the operator clears them (`python -m core warm --clear`).")
+            return
+        if st.button("Clear cached results", key="clear_cached_results"):
+            n_files = compute.store().clear()
+            st.success(f"Cleared every cached result: memory, and {n_files} result files on disk.")
+
+
+# ---- end helper A ----------------------------------------------------------------------------
 
 
 def _task_section() -> Task | None:
@@ -212,6 +233,7 @@ def draw() -> Context:
     spec = _model_section(config)
     task = _task_section()
     settings = _prompt_section(task)
+    recipes.menu()  # helper C (issue 9): the course's experiments; may switch page
     with st.sidebar.expander("Limits"):
         rows = (config.as_table() if config is not None else []) + limits.as_table()
         st.table({"what": [r[0] for r in rows], "limit": [r[1] for r in rows]})

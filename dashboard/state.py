@@ -130,10 +130,35 @@ DEFAULTS: dict[str, Any] = {
     "sv_c_layer": None,
     # ... and the sweep of each (keys "sv_a_sweep_<name>", "sv_c_sweep_<name>")
     **{f"{p}_{name}": value for p in ("sv_a_sweep", "sv_c_sweep") for name, value in SWEEP_DEFAULTS.items()},
+    # ---- the guided lesson (pages/lesson_*.py) and the Recipes menu (dashboard/recipes.py) ----
+    # each step's button sets its "lesson_ran_<n>" (results stay on screen); a recipe sets the
+    # controls below and the step's flag, then opens the page. Layers are None: each page sets
+    # the default scaled to the model (dashboard.lesson.scaled_layer).
+    **{f"lesson_ran_{n}": False for n in range(1, 6)},
+    "lesson_prompt": "The Eiffel Tower is in the city of",  # step 1
+    "lesson_layer": None,  # step 1: the layer whose shapes are shown
+    "lesson_steer_prompt": "When you think of Netherlands, you usually think of",  # step 3
+    "lesson_steer_for": None,  # step 3: the task the prompt was chosen for (dashboard.lesson)
+    "lesson_fv_coeff": 1.0,  # step 3: the function vector's coefficient in free generation
+    "lesson_additions": '+5 "Love "\n-5 "Hate"',  # step 4: one `coefficient "prompt"` per line
+    "lesson_add_layer": None,  # step 4 (6 of 30 layers)
+    "lesson_add_prompt": "I hate you because",
+    "lesson_bos": False,
+    "lesson_samples": 3,
+    "lesson_add_seed": 0,
+    "lesson_max_new": 40,
+    "lesson_caa_prompt": "I hate you because",  # step 5
+    "lesson_caa_coeff": 4.0,
+    "recipe_choice": None,  # the Recipes menu's selection (a recipe's label)
+    "recipe_active": None,  # the label of the recipe applied last: its "what to look for"
+    "recipe_go": None,  # the page a recipe opens on the next run
     # Vector library
     "lib_inspect": None,
     "lib_compare": None,
     "lib_flash": None,  # a message shown after a rerun
+    # shareable links (dashboard.links): read once per session; what was wrong with the link opened
+    "link_read": False,
+    "link_warnings": None,  # (page opened, [messages], {waiting params}) until another page is shown
     # what the sidebar resolved to in this script run (a dashboard.sidebar.Context)
     CONTEXT: None,
     # the Cancel button (dashboard.running)

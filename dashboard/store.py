@@ -13,6 +13,12 @@ computes it once. Two rules make a shared server feel instant:
 Bounded by count and by the bytes of the tensors the results hold (:mod:`core.limits`).
 Not ``st.cache_data``: that replays the elements created inside, and the progress bar is
 created outside.
+
+Behind the memory LRU sits the disk tier (:class:`core.result_files.ResultFiles`, shared with
+the CLI and ``python -m core warm``): a miss in memory looks on disk before computing (inside
+the single flight, so waiters share the read), and a computed result is written there. A
+restarted server answers a computed view at once. Keys without a model spec (tests, helpers)
+stay in memory only.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from core.result_files import MISSING, ResultFiles
 
 POLL_S = 0.25  # how often a session waiting for another's result is told how long it waited
 
@@ -83,12 +91,16 @@ class _Flight:
 class ResultStore:
     """A bounded, thread-safe LRU with single-flight computation (see the module docstring)."""
 
-    def __init__(self, max_entries: int, max_bytes: int):
+    def __init__(self, max_entries: int, max_bytes: int, files: ResultFiles | None = None):
+        """``files``: the disk tier (default: :func:`core.result_files.results_dir`, resolved
+        at each use, so a test's ``FV_STUDIO_RESULTS`` holds even for a store made earlier)."""
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self.data: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()  # key -> (value, bytes)
         self.flights: dict[tuple, _Flight] = {}
         self.lock = threading.Lock()
+        self.files = files if files is not None else ResultFiles()
         self.computed = 0  # how many results were computed (not found): a test's witness
+        self.loaded = 0  # how many were read from the disk tier
 
     def peek(self, key: tuple) -> Any | None:
         """The stored result or None; never waits for the model."""
@@ -118,7 +130,10 @@ class ResultStore:
 
     def _compute(self, key: tuple, make: Callable[[], Any], flight: _Flight) -> Any:
         try:
-            value = make()
+            value = self.files.load(key)
+            found = value is not MISSING
+            if not found:
+                value = make()
         except BaseException:
             with self.lock:
                 del self.flights[key]
@@ -126,7 +141,10 @@ class ResultStore:
             raise
         size = nbytes(value)
         with self.lock:
-            self.computed += 1
+            if found:
+                self.loaded += 1
+            else:
+                self.computed += 1
             self.data[key] = (value, size)
             self.data.move_to_end(key)
             # the newest result always stays (the page is about to show it)
@@ -135,7 +153,16 @@ class ResultStore:
             del self.flights[key]
         flight.value, flight.ok = value, True
         flight.done.set()
+        if not found:  # after the waiters are woken: they need not wait for the write
+            self.files.save(key, value)
         return value
+
+    def clear(self) -> int:
+        """Forget every stored result, in memory and on disk (computations in flight finish
+        and are stored); how many result files were deleted."""
+        with self.lock:
+            self.data.clear()
+        return self.files.clear()
 
     @staticmethod
     def _wait_for(flight: _Flight) -> None:

@@ -3,8 +3,11 @@ sidebar (dashboard/sidebar.py) resolved what a page needs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
+from core.errors import UserInputError
 from core.stats import Accuracy
 from dashboard.sidebar import Context
 
@@ -56,3 +59,26 @@ def fv_metrics(cols, rep) -> None:
     accuracy_metric(cols[2], f"Zero-shot + FV (layer {rep.layer})", acc("zero_shot_with_fv"), acc("zero_shot_baseline"))
     accuracy_metric(cols[3], "Shuffled", acc("shuffled_baseline"))
     accuracy_metric(cols[4], "Shuffled + FV", acc("shuffled_with_fv"), acc("shuffled_baseline"))
+
+
+# --- helper B1 (issue 9): the code behind every number -----------------------------------------
+
+
+def nnsight_code(what: str, make: Callable[[], str], file_name: str) -> None:
+    """An "nnsight code" expander under a result: the self-contained script that reproduces it
+    (:mod:`core.scripts`) and a button to download it. ``make`` builds the script (cheap, no
+    model work); if it cannot (an odd setting), the expander says why and the page goes on."""
+    with st.expander(f"nnsight code: {what}"):
+        try:
+            source = make()
+        except (UserInputError, ValueError, KeyError, IndexError, TypeError) as exc:
+            st.info(f"No script for this result: {exc}")
+            return
+        st.caption(
+            "Plain transformers + nnsight, no FV Studio import: it loads the model as the app did, runs the "
+            "same prompts and prints the result as JSON (the keys of the matching `python -m core` command)."
+        )
+        st.download_button(
+            "Download the script", source, file_name=file_name, mime="text/x-python", key=f"script_{file_name}"
+        )
+        st.code(source, language="python")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.scripts.function_vector import fv_script
 from dashboard import compute, figures, running, saving, sidebar, state, widgets
 
 st.title("Function vector")
@@ -114,5 +115,12 @@ if widgets.require(ctx):
                 )
                 st.subheader("Zero-shot examples")
                 st.dataframe(pd.DataFrame(rep.examples), width="stretch", key="fv_examples")
+                widgets.nnsight_code(  # helper B1 (issue 9): the script behind these numbers
+                    "the function vector, its evaluation and decoding",
+                    lambda: fv_script(
+                        ctx.spec, task, settings, rep.heads, rep.layer, n_eval, rep.coeff, rep.layer_choice
+                    ),
+                    f"function_vector_{task.name}.py",
+                )
                 st.subheader("Save")
                 saving.save_form("save_fv", rep.vector, name_key="fv_name", default_name=f"fv_{task.name}")

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.models import LoadedModel, ModelSpec
+from core.scripts.attribution import attribution_script, mean_activations_script
 from core.stats import Accuracy
 from dashboard import circuits, compute, figures, running, sidebar, state, widgets
 
@@ -122,6 +123,17 @@ if widgets.require(ctx):
             st.write("Selected:", ", ".join(f"{l}.{h}" for l, h in selected) or "none")
         with right:
             attention_picker(ctx.spec, lm, wb.prompts.clean[0], [f"{l}.{h}" for l, h in (selected or top)])
+        # helper B1 (issue 9): the scripts behind these numbers
+        widgets.nnsight_code(
+            "mean head activations",
+            lambda: mean_activations_script(ctx.spec, task, settings),
+            f"mean_heads_{task.name}.py",
+        )
+        widgets.nnsight_code(
+            "the indirect-effect grid (one forward per head: slow, for reading)",
+            lambda: attribution_script(ctx.spec, task, settings, metric),
+            f"attribution_{task.name}.py",
+        )
 
         st.subheader("Function-vector heads and induction heads")
         st.caption(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.codegen import predict_script
 from core.predict import tokens
+from core.scripts.predict import next_token_script, predict_script
 from dashboard import circuits, compute, figures, running, sidebar, state, widgets
 
 st.title("Model & prompts")
@@ -72,8 +72,15 @@ if widgets.require(ctx):
             att = running.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, layer, lm))
             if att is not None:
                 circuits.show_attention(*att)
-        with st.expander("Equivalent nnsight code (runnable script)"):
-            st.code(
-                predict_script(lm.model_id, list(pred.prompts.clean[:3]), list(pred.prompts.targets[:3])),
-                language="python",
-            )
+        widgets.nnsight_code(  # helper B1 (issue 9): the script behind these numbers
+            "predictions and in-context accuracy",
+            lambda: predict_script(
+                ctx.spec, task.name, pred.prompts.clean, pred.prompts.zero_shot, pred.prompts.targets
+            ),
+            f"predict_{task.name}.py",
+        )
+        widgets.nnsight_code(
+            "the top next tokens of the example prompt",
+            lambda: next_token_script(ctx.spec, prompt, len(icl_top)),
+            f"next_token_{task.name}_{i}.py",
+        )

@@ -8,11 +8,12 @@ import pandas as pd
 import streamlit as st
 
 from core import limits, steering_vectors
-from core.codegen import export_script
-from core.errors import UserInputError
+from core.models import ModelSpec
 from core.predict import tokens
+from core.scripts.steering import steer_script  # helper B2 (issue 9)
+from core.scripts.steering_vectors import InlineVector
 from core.steer import Decoding, PairResult, first_divergence
-from core.vectors import Vector, to_bytes
+from core.vectors import Vector
 from dashboard import compute, figures, running, sidebar, state, widgets
 
 MODES = {state.STEER_LAST: "last", state.STEER_PROMPT: "prompt"}
@@ -56,7 +57,7 @@ def _change_table(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
 
 @st.fragment
 def results_panel(
-    model_id: str,
+    spec: ModelSpec,
     name: str,
     vec: Vector,
     results: list[PairResult],
@@ -66,6 +67,7 @@ def results_panel(
     mode: str,
     max_new: int,
     norms: list[float] | None,
+    decoding: Decoding,
 ) -> None:
     """The generations side by side, the next-token change and the script: a click here (a
     download) reruns this panel alone."""
@@ -108,16 +110,20 @@ def results_panel(
         up.dataframe(_change_table(change.rose), hide_index=True, width="stretch", key=f"rose_{i}")
         down.caption("Fell most")
         down.dataframe(_change_table(change.fell), hide_index=True, width="stretch", key=f"fell_{i}")
-    with st.expander("Runnable script for these settings (greedy, first prompt)"):
-        try:
-            script = export_script(model_id, f"{name}.safetensors", layer, coeff, mode, prompts[0], max_new)
-            st.caption(f"Save the vector next to the script as `{name}.safetensors` (button below).")
-            st.code(script, language="python")
-            b1, b2 = st.columns(2)
-            b1.download_button("Download the vector", to_bytes(vec), f"{name}.safetensors", key="dl_vector")
-            b2.download_button("Download the script", script, f"steer_{name}.py", key="dl_script")
-        except UserInputError as exc:
-            st.error(str(exc))
+    widgets.nnsight_code(  # helper B2 (issue 9): the script behind these generations
+        "these steered generations",
+        lambda: steer_script(
+            spec,
+            prompts,
+            InlineVector(vec.values, vec.metadata(), f"the vector {name!r}"),
+            layer,
+            coeff,
+            mode,
+            max_new,
+            decoding,
+        ),
+        f"steer_{name}.py",
+    )
 
 
 st.title("Steer")
@@ -296,4 +302,4 @@ if widgets.require(ctx, task=False):
             norms = running.run(
                 "Measuring the residual stream", lambda _progress: compute.resid_norms(ctx.spec, prompts, lm)
             )
-            results_panel(lm.model_id, name, vec, results, prompts, layer, coeff, mode, max_new, norms)
+            results_panel(ctx.spec, name, vec, results, prompts, layer, coeff, mode, max_new, norms, decoding)

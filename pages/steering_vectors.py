@@ -11,6 +11,8 @@ import streamlit as st
 from core import checks, limits, steering_vectors
 from core.errors import UserInputError
 from core.pairs import parse_pairs, parse_pairs_file
+from core.scripts.steering_vectors import ActAddSource, CAASource, build_script  # helper B2 (issue 9)
+from core.scripts.sweep import sweep_script
 from core.sweep import SweepResult
 from core.vectors import Vector
 from dashboard import compute, figures, running, saving, sidebar, state, widgets
@@ -30,13 +32,19 @@ def _norms(ctx: widgets.Context, prompt: str) -> list[float] | None:
 
 
 def sweep_and_save(
-    ctx: widgets.Context, vec: Vector, values_at: Callable[[tuple[int, ...]], dict[int, Any] | None], mode: str, p: str
+    ctx: widgets.Context,
+    vec: Vector,
+    values_at: Callable[[tuple[int, ...]], dict[int, Any] | None],
+    mode: str,
+    p: str,
+    source: ActAddSource | CAASource,
 ) -> None:
     """The coefficient x layer sweep and the Save form for one candidate vector.
 
     ``values_at(layers)``: ``{layer: the vector built at that layer}`` for the swept layers
     (each uses its own), or None when building them failed (the page shows why);
-    ``p``: the prefix of this section's persistent keys.
+    ``p``: the prefix of this section's persistent keys; ``source``: how the vector is built,
+    for the sweep's script.
     """
     lm = ctx.lm
     n_layers = lm.arch.n_layers
@@ -99,6 +107,21 @@ def sweep_and_save(
                 norms = res and _norms(ctx, res.prompt)
                 if res and norms:
                     _show_sweep(res, norms, p)
+                    widgets.nnsight_code(  # helper B2 (issue 9): the script behind this sweep
+                        "this sweep",
+                        lambda: sweep_script(
+                            ctx.spec,
+                            res.prompt,
+                            source,
+                            res.layers,
+                            res.coeffs,
+                            mode,
+                            int(state.get(f"{p}_max_new")),
+                            target,
+                            keywords,
+                        ),
+                        f"{p}.py",
+                    )
 
     st.markdown("#### Save")
     saving.save_form(f"{p}_save", vec, name_key=f"{p}_name_{vec.name}", note="Use it on the Steer page.")
@@ -211,6 +234,11 @@ if widgets.require(ctx, task=False):
                         "last token of the sweep prompt; the first positions, where this vector is added, can have much larger norms)."
                     )
                 st.info(msg)
+                widgets.nnsight_code(  # helper B2 (issue 9): the script behind this vector
+                    "building this vector",
+                    lambda: build_script(ctx.spec, ActAddSource(pos, neg), [layer]),
+                    "actadd_vector.py",
+                )
 
                 def actadd_at(layers: tuple[int, ...], pos=pos, neg=neg) -> dict[int, Any] | None:
                     out = running.run(
@@ -219,7 +247,7 @@ if widgets.require(ctx, task=False):
                     )
                     return None if out is None else out[0]
 
-                sweep_and_save(ctx, vec, actadd_at, "prompt", "sv_a_sweep")
+                sweep_and_save(ctx, vec, actadd_at, "prompt", "sv_a_sweep", ActAddSource(pos, neg))
 
     with tab_c:
         source = state.bound(st, "radio", "Pairs", [TYPED, UPLOAD], key="sv_c_source", horizontal=True)
@@ -280,5 +308,12 @@ if widgets.require(ctx, task=False):
                         ),
                         key="sv_c_rel",
                     )
+                widgets.nnsight_code(  # helper B2 (issue 9): the script behind these vectors
+                    "building these vectors",
+                    lambda: build_script(ctx.spec, CAASource(tuple(pairs)), range(lm.arch.n_layers)),
+                    "caa_vectors.py",
+                )
                 vec = steering_vectors.make_caa_vector(lm.model_id, pairs, layer, caa)
-                sweep_and_save(ctx, vec, lambda layers: {l: caa[l] for l in layers}, "last", "sv_c_sweep")
+                sweep_and_save(
+                    ctx, vec, lambda layers: {l: caa[l] for l in layers}, "last", "sv_c_sweep", CAASource(tuple(pairs))
+                )

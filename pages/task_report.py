@@ -8,6 +8,8 @@ import streamlit as st
 
 from core.report import ReportOptions
 from core.report_html import render
+from core.scripts.attribution import attribution_script
+from core.scripts.function_vector import fv_script
 from dashboard import compute, running, sidebar, state, widgets
 
 st.title("Task report")
@@ -100,4 +102,17 @@ if widgets.require(ctx):
                 file_name=f"report_{task.name}.json",
                 mime="application/json",
                 icon=":material/download:",
+            )
+            # helper B1 (issue 9): the scripts behind the report's numbers
+            widgets.nnsight_code(
+                "the indirect-effect grid (one forward per head: slow, for reading)",
+                lambda: attribution_script(ctx.spec, task, rep.settings, rep.options.metric),
+                f"report_attribution_{task.name}.py",
+            )
+            widgets.nnsight_code(
+                "the function vector, its evaluation and decoding",
+                lambda: fv_script(
+                    ctx.spec, task, rep.settings, r.heads, r.layer, rep.options.n_eval, r.coeff, r.layer_choice
+                ),
+                f"report_function_vector_{task.name}.py",
             )

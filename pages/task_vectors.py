@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.scripts.task_vectors import hvector_script
 from dashboard import compute, figures, running, sidebar, widgets
 
 st.title("Task vectors")
@@ -51,4 +52,9 @@ if widgets.require(ctx):
         st.caption(
             f"The h-vector is the mean over {len(wb.prompts)} in-context prompts ({settings.n_shots} shots); "
             f"evaluation uses held-out queries. Layer choice: the peak layer is usually in the middle of the network."
+        )
+        widgets.nnsight_code(  # helper B1 (issue 9): the script behind these numbers
+            "the h-vector and its layer sweep",
+            lambda: hvector_script(ctx.spec, task, settings, n_eval, layer=best),
+            f"hvector_{task.name}.py",
         )

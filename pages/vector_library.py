@@ -9,9 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from core import limits, steering_vectors
-from core.codegen import export_script
 from core.errors import UserInputError
 from core.library import default_library_dir
+from core.scripts.steering import steer_script  # helper B2 (issue 9)
+from core.scripts.steering_vectors import InlineVector
 from core.vectors import Vector, check_name, combine, cosine_matrix, from_bytes, to_bytes
 from dashboard import compute, figures, running, saving, sidebar, state, widgets
 
@@ -130,32 +131,27 @@ if widgets.require(ctx, task=False):
                         state.set("lib_inspect", None)
                         state.set("lib_flash", f"Deleted '{name}'.")
                         st.rerun()
-        with st.expander("Use it in code"):
-            mode = "prompt" if vec.values.dim() == 2 else "last"
-            coeff = steering_vectors.default_coeff(vec)
-            layer = max(0, min(vec.layer, lm.arch.n_layers - 1))
-            st.caption(
-                f"A runnable script (greedy, coefficient {coeff:g}, layer {layer}); save the vector next to it as `{name}.safetensors`."
-            )
-            try:
-                st.code(
-                    export_script(
-                        lm.model_id,
-                        f"{name}.safetensors",
-                        layer,
-                        coeff,
-                        mode,
-                        "When you think of Netherlands, you usually think of",
-                        30,
-                    ),
-                    language="python",
-                )
-            except UserInputError as exc:
-                st.error(str(exc))
-            st.caption(
-                "Or from a notebook: `from core.library import Library, default_library_dir; "
-                f"vec = Library(default_library_dir()).load({lm.model_id!r}, {name!r})`."
-            )
+        # helper B2 (issue 9): a script that steers with this vector, its values inlined
+        mode = "prompt" if vec.values.dim() == 2 else "last"
+        coeff = steering_vectors.default_coeff(vec)
+        layer = max(0, min(vec.layer, lm.arch.n_layers - 1))
+        widgets.nnsight_code(
+            f"steering with it (greedy, coefficient {coeff:g}, layer {layer})",
+            lambda: steer_script(
+                ctx.spec,
+                ["When you think of Netherlands, you usually think of"],
+                InlineVector(vec.values, vec.metadata(), f"the vector {name!r}"),
+                layer,
+                coeff,
+                mode,
+                30,
+            ),
+            f"steer_{name}.py",
+        )
+        st.caption(
+            "Or from a notebook: `from core.library import Library, default_library_dir; "
+            f"vec = Library(default_library_dir()).load({lm.model_id!r}, {name!r})`."
+        )
 
         st.subheader("Compare")
         if state.get("lib_compare") is None or not set(state.get("lib_compare")) <= set(names):

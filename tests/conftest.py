@@ -10,6 +10,8 @@ The tokenizer is the default model's (read from the project's cache; no hub acce
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,25 @@ class CancelAt:
         self.reports.append(message)
         if len(self.reports) == self.n:
             raise Cancelled("stop")
+
+
+# ---- helper A (issue 9): the disk tier of results (core.result_files) --------------------
+# No test reads or writes the real results folder: servers and CLI subprocesses started by any
+# fixture inherit a session folder (set at import, before every fixture), and each test gets
+# its own empty one, so a test counting computations is never served by an earlier test's file.
+os.environ["FV_STUDIO_RESULTS"] = tempfile.mkdtemp(prefix="fv-studio-results-")
+
+
+@pytest.fixture(autouse=True)
+def result_files_folder(tmp_path_factory, monkeypatch):
+    """This test's own empty results folder (``FV_STUDIO_RESULTS``; not inside ``tmp_path``,
+    which some tests list)."""
+    folder = tmp_path_factory.mktemp("results")
+    monkeypatch.setenv("FV_STUDIO_RESULTS", str(folder))
+    return folder
+
+
+# ---- end helper A ---------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Steered generation (core.steer), steering vectors (core.steering_vectors), the sweep
-(core.sweep) and the exported script (core.codegen): exact identities on tiny random models,
+"""Steered generation (core.steer), steering vectors (core.steering_vectors)
+and the sweep (core.sweep): exact identities on tiny random models,
 effects on the default model (slow-marked).
 
 Tiny models: Llama (rotary positions) and GPT-2 (absolute positions, so a wrong position id
@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
 from conftest import CancelAt, build_tiny, random_direction
 
-from core import codegen, limits, steer, steering_vectors
+from core import limits, steer, steering_vectors
 from core.errors import UserInputError
 from core.sweep import SweepResult, keyword_hit_rate, sweep
-from core.vectors import Vector, to_bytes
+from core.vectors import Vector
 
 # prompts of very different lengths: the batch is left-padded (one prompt is one token)
 PROMPTS = ["The quick brown fox jumps over the lazy dog and", "Hi", "Once upon a time"]
@@ -333,7 +331,6 @@ def test_one_message_per_mistake(llama):
     coeff_calls = [
         lambda: steer.generate_pair(llama, ["Hi"], vec, 1, float("nan"), "last", 2),
         lambda: sweep(llama, "Hi", {1: vec}, [float("nan")], "last"),
-        lambda: codegen.export_script("m", "v", 1, float("nan"), "last", "p", 5),
         lambda: parse_coeffs("1, nan", 8),
     ]
     for calls, message in (
@@ -579,44 +576,6 @@ def test_keyword_hit_rate():
     assert keyword_hit_rate("I love you, Love!", ["love", "hate"]) == 0.5
     assert keyword_hit_rate("lovely", ["love"]) == 0.0  # whole words only
     assert keyword_hit_rate("anything", []) == 0.0
-
-
-# --- export ------------------------------------------------------------------------------------
-
-
-def test_export_script_compiles_and_escapes():
-    src = codegen.export_script(
-        "SmolLM2-135M-Instruct", "my vec.safetensors", 6, 5.0, "prompt", "He said \"hi\"\n'''", 20
-    )
-    compile(src, "x", "exec")
-    assert "'my vec.safetensors'" in src and "MODE = 'prompt'" in src
-    with pytest.raises(UserInputError):
-        codegen.export_script("m", "v", 1, float("nan"), "last", "p", 5)
-
-
-@pytest.mark.usefixtures("single_thread")
-def test_exported_scripts_reproduce_the_steered_text(gpt2, tmp_path):
-    """Run the scripts (both modes) in a fresh process on a saved tiny model: the texts of
-    generate_pair. One process runs both, to pay for importing nnsight once."""
-    folder = tmp_path / "model"
-    gpt2.hf.save_pretrained(folder)
-    gpt2.tokenizer.save_pretrained(folder)
-    prompt = "Once upon a time"
-    scripts, expected = [], []
-    for mode, n_pos in (("last", None), ("prompt", 2)):
-        vec = random_direction(gpt2, n_pos)
-        path = tmp_path / f"vec_{mode}.safetensors"
-        path.write_bytes(to_bytes(Vector(values=vec, model_id=str(folder), layer=1, method="actadd")))
-        script = tmp_path / f"steer_{mode}.py"
-        script.write_text(codegen.export_script(str(folder), str(path), 1, 2.5, mode, prompt, 6))
-        scripts.append(str(script))
-        (r,) = steer.generate_pair(gpt2, [prompt], vec, 1, 2.5, mode, 6)
-        assert r.steered != r.unsteered
-        expected += [f"UNSTEERED: {r.unsteered[0]!r}", f"STEERED:   {r.steered[0]!r}"]
-    code = "import runpy, sys\nfor path in sys.argv[1:]:\n    runpy.run_path(path, run_name='__main__')"
-    out = subprocess.run([sys.executable, "-c", code, *scripts], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert [line for line in out.stdout.splitlines() if "STEERED" in line] == expected
 
 
 # --- the default model (slow) ------------------------------------------------------------------

@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, task=False)
     prompt_args(p)
     p.add_argument("--tasks", help="built-in task names, comma-separated (default: all)")
+    p.add_argument("--clear", action="store_true", help="delete every stored result instead (nothing computed)")
     # helper B1 (issue 9): --script FILE on the commands that compute (core.cli.scripts)
     for name in scripts.SCRIPT_COMMANDS:
         scripts.add_script_args(sub.choices[name], name)

@@ -9,22 +9,16 @@ import json
 import time
 from pathlib import Path
 
-from core.cli.common import file_error, int_arg, model_of, settings_of, task_of
+from core.cli.common import file_error, int_arg, model_of, settings_of, spec_of, task_of
 from core.cli.steering import save_target
 from core.errors import UserInputError
 from core.files import check_writable, write_atomic
 from core.models import ModelSpec
-from core.server_config import ServerConfig
+from core.result_keys import attribution_key, fv_key, prediction_key, workbench_key
 
 
 def cmd_info(args: argparse.Namespace) -> dict:
     return model_of(args).info()
-
-
-def spec_of(args: argparse.Namespace) -> ModelSpec:
-    """The model the arguments name, checked against the operator's settings, not loaded."""
-    spec = ModelSpec(model_id=args.model, dtype=args.dtype, device=args.device, remote=args.remote)
-    return ServerConfig.read().check(spec)
 
 
 class LazyModel:
@@ -37,28 +31,6 @@ class LazyModel:
         if self.lm is None:
             self.lm = model_of(self.args)
         return self.lm
-
-
-# The keys below are the dashboard's (dashboard/compute.py), so the CLI, `python -m core warm` and
-# the pages answer each other's requests from the disk tier (core.result_files).
-def workbench_key(spec: ModelSpec, task, settings) -> tuple:
-    return ("workbench", spec, task, settings)
-
-
-def attribution_key(spec: ModelSpec, task, settings, metric: str) -> tuple:
-    return ("attribution", spec, task, settings, metric)
-
-
-def prediction_key(spec: ModelSpec, task, settings) -> tuple:
-    return ("prediction", spec, task, settings)
-
-
-def fv_key(spec: ModelSpec, task, settings, metric: str, heads, layer, n_eval: int, coeff: float) -> tuple:
-    return ("fv", spec, task, settings, metric, tuple((int(l), int(h)) for l, h in heads), layer, n_eval, float(coeff))
-
-
-def hvector_key(spec: ModelSpec, task, settings, n_eval: int) -> tuple:
-    return ("hvector", spec, task, settings, n_eval)
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
@@ -79,12 +51,12 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 def top_heads(cie, k: int) -> list[tuple[int, int]]:
     """:meth:`core.attribution.Attribution.top_heads` on a grid ``[n_layers, n_heads]``: the
     cached path reads the attribution as a record, without importing core.attribution (and so
-    nnsight), to answer in well under 2 s."""
+    nnsight), to answer in well under 2 s. (``divmod``, not ``torch.unravel_index``, which
+    imports sympy: half a second.)"""
     import torch
 
-    order = torch.argsort(cie.flatten(), descending=True)[:k]
-    layers, heads = torch.unravel_index(order, cie.shape)
-    return list(zip(layers.tolist(), heads.tolist()))
+    n_heads = cie.shape[1]
+    return [divmod(int(i), n_heads) for i in torch.argsort(cie.flatten(), descending=True)[:k].tolist()]
 
 
 def cmd_attribution(args: argparse.Namespace) -> dict:

@@ -22,14 +22,19 @@ def task_of(args: argparse.Namespace):
     return load_builtin(args.task) if args.task else load_task_file(args.task_file)
 
 
+def spec_of(args: argparse.Namespace) -> ModelSpec:
+    """The model the arguments name, checked against the operator's settings, not loaded."""
+    spec = ModelSpec(model_id=args.model, dtype=args.dtype, device=args.device, remote=args.remote)
+    return ServerConfig.read().check(spec)
+
+
 def model_of(args: argparse.Namespace):
     from transformers.utils import logging as hf_logging
 
     from core.models import load_model
 
     hf_logging.disable_progress_bar()  # stderr carries only our one-line errors
-    spec = ModelSpec(model_id=args.model, dtype=args.dtype, device=args.device, remote=args.remote)
-    return load_model(ServerConfig.read().check(spec))  # the operator's settings hold here too
+    return load_model(spec_of(args))  # the operator's settings hold here too
 
 
 def settings_of(args: argparse.Namespace):

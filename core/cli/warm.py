@@ -19,18 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from core.cli.analysis import (
-    LazyModel,
-    attribution_key,
-    fv_key,
-    hvector_key,
-    prediction_key,
-    spec_of,
-    workbench_key,
-)
-from core.cli.common import settings_of
+from core.cli.analysis import LazyModel
+from core.cli.common import settings_of, spec_of
 from core.errors import UserInputError
 from core.models import ModelSpec
+from core.result_keys import attribution_key, fv_key, hvector_key, prediction_key, workbench_key
 
 # the dashboard's defaults (dashboard/state.py DEFAULTS; the pages' sliders)
 METRIC = "prob"
@@ -115,6 +108,9 @@ def cmd_warm(args: argparse.Namespace) -> dict:
     from core.result_files import MISSING, ResultFiles
     from core.tasks import load_builtin
 
+    if args.clear:  # the operator's "clear cached results" (the page hides it on a shared server)
+        files = ResultFiles()
+        return {"folder": str(files.folder), "deleted": files.clear()}
     names = task_names(args.tasks)
     spec, settings = spec_of(args), settings_of(args)
     files, model = ResultFiles(), LazyModel(args)

@@ -1,0 +1,75 @@
+"""Lesson step 2: task-encoding hidden states (the h-vector, per query and over layers)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.scripts.task_vectors import hvector_script
+from dashboard import compute, figures, lesson, running, saving, sidebar, state, widgets
+
+N = 2
+N_EVAL = 50  # the Task vectors page's default: the sweep is the same stored result
+N_TABLE = 12  # queries in the per-query table
+lesson.header(N)
+ctx = sidebar.context()
+if widgets.require(ctx):
+    lm, task, settings = ctx.lm, ctx.task, ctx.settings
+    st.caption(f"Task: **{task.name}** ({len(task)} pairs), {settings.n_shots} shots, {settings.n_prompts} prompts.")
+    if st.button("Build the h-vector and sweep the layers", type="primary", key="lesson_go_2"):
+        state.set("lesson_ran_2", True)
+    if state.get("lesson_ran_2"):
+        wb = running.run(
+            "Reading clean activations", lambda _progress: compute.workbench(ctx.spec, task, settings, lm, _progress)
+        )
+        sweep = wb and running.run(
+            "Adding the h-vector at every layer",
+            lambda _progress: compute.hvector_sweep(ctx.spec, task, settings, N_EVAL, lm, _progress),
+        )
+        layer = sweep.best_layer if sweep else None
+        rows = sweep and running.run(
+            "Scoring each query",
+            lambda _progress: compute.query_effects(ctx.spec, task, settings, layer, N_TABLE, lm, _progress),
+        )
+        if rows:
+            c1, c2, c3 = st.columns(3)
+            base = sweep.accuracy(sweep.zero_shot_baseline)
+            widgets.accuracy_metric(c1, "Zero-shot", base)
+            widgets.accuracy_metric(c2, f"Zero-shot + h (layer {layer})", sweep.accuracy(sweep.by_layer[layer]), base)
+            widgets.accuracy_metric(c3, "In-context", sweep.accuracy(sweep.icl_accuracy))
+            st.subheader(f"Each query, without and with the h-vector of layer {layer}")
+            st.dataframe(
+                pd.DataFrame([r.row() for r in rows]).style.format({"Δ log p(answer)": "{:+.2f}"}),
+                hide_index=True,
+                width="stretch",
+                key="lesson_queries",
+            )
+            st.caption(
+                f"Zero-shot prompts: the query alone (e.g. {rows[0].query!r}). The h-vector is the mean "
+                f"hidden state at the last token over {len(wb.prompts)} in-context prompts; Δ log p is the "
+                "change in the log-probability of the answer's first token."
+            )
+            st.plotly_chart(
+                figures.layer_curves(
+                    {"zero-shot + h-vector": sweep.by_layer},
+                    f"The h-vector of each layer added ({sweep.n_eval} queries; shaded: 95% interval)",
+                    baselines={"zero-shot": sweep.zero_shot_baseline, "in-context": sweep.icl_accuracy},
+                    intervals={"zero-shot + h-vector": [a.interval for a in sweep.curve]},
+                    counts={"zero-shot + h-vector": sweep.n_eval},
+                    marked=layer,
+                ),
+                key="lesson_sweep",
+            )
+            widgets.nnsight_code(
+                "the h-vector and its layer sweep",
+                lambda: hvector_script(ctx.spec, task, settings, N_EVAL, layer=layer),
+                f"lesson_hvector_{task.name}.py",
+            )
+            st.subheader("Save the h-vector")
+            saving.save_form(
+                "lesson_save_h",
+                compute.hvector(ctx.spec, task, settings, layer, lesson.vector_name("h", f"{task.name}_l{layer}"), lm),
+                name_key="lesson_h_name",
+                note="It is listed on Vector library and Steer.",
+            )
+lesson.footer(N)

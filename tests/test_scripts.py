@@ -1,0 +1,331 @@
+"""The exported nnsight scripts (core.scripts) reproduce the app's numbers.
+
+Each script runs in a fresh Python process, as a user would run it, on a tiny random model of
+every family saved as a folder; its printed JSON must equal what the app computed within 1e-4.
+One subprocess runs every script in turn (``runpy``), so the suite pays for importing torch
+and nnsight once. The task is made of the tiny model's own zero-shot answers, so accuracies
+are far from 0 and a script that adds a vector at the wrong place changes them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import FAMILIES, save_tiny
+from script_helpers import as_json, assert_matches, run_scripts
+
+from core import fv
+from core.inference import encode, first_token_ids, run_forward, top_tokens
+from core.models import ModelSpec, load_model
+from core.predict import predict, tokens
+from core.prompts import DEFAULT_TEMPLATE, PromptSettings, render_query
+from core.scripts.attribution import attribution_script, mean_activations_script
+from core.scripts.function_vector import fv_script
+from core.scripts.predict import next_token_script, predict_script
+from core.scripts.task_vectors import hvector_script
+from core.stats import Accuracy
+from core.tasks import Pair, Task, load_builtin
+
+SETTINGS = PromptSettings(n_shots=3, n_prompts=6, seed=0)
+N_EVAL = 10
+
+
+def own_answers_task(lm, n_max: int = 30) -> Task:
+    """A task whose answers are the model's own zero-shot next tokens (whole words with a
+    leading space that re-tokenize to themselves)."""
+    words = list(dict.fromkeys(p.input for p in load_builtin("antonym").pairs))[:150]
+    logits = run_forward(lm, encode(lm, [render_query(DEFAULT_TEMPLATE, w) for w in words])).logits
+    pairs = []
+    for word, token in zip(words, logits.argmax(-1).tolist()):
+        text = lm.tokenizer.decode([token])
+        if text.startswith(" ") and text.strip().isalpha() and int(first_token_ids(lm, [text])[0]) == token:
+            pairs.append(Pair(word, text.strip()))
+    assert len(pairs) >= SETTINGS.n_shots + 2, f"only {len(pairs)} usable answers"
+    return Task(name=f"own_{lm.arch.family}", pairs=tuple(pairs[:n_max]))
+
+
+def family_cases(family: str, tokenizer, folder) -> list[tuple[str, str, dict]]:
+    """(name, script source, the app's result) for one family: every kind on Llama, the
+    function vector and the attribution grid (which touch every layout path) on the others."""
+    save_tiny(family, tokenizer, folder)
+    lm = load_model(ModelSpec(model_id=str(folder)))
+    spec, task = lm.spec, own_answers_task(lm)
+    wb = fv.build_workbench(lm, task, SETTINGS)
+    metric = "prob" if family in ("llama", "gptj") else "logprob"
+    at = fv.run_attribution(lm, wb, metric=metric)
+    layers = [1] if family == "gptj" else None  # the script may patch a few layers only
+    heads, layer, coeff = at.top_heads(3), 1, 3.0
+    report = fv.evaluate(lm, wb, heads, layer=layer, n_eval=N_EVAL, coeff=coeff)
+    cases = [
+        (
+            f"{family}-attribution",
+            attribution_script(spec, task, SETTINGS, metric, layers),
+            {
+                "model": lm.model_id,
+                "task": task.name,
+                "settings": SETTINGS.to_dict(),
+                "mean_prompts": list(wb.prompts.clean),
+                "clean_prompts": list(wb.prompts.clean),
+                "corrupted_prompts": list(wb.prompts.corrupted),
+                "targets": list(wb.prompts.targets),
+                "metric": metric,
+                "icl_accuracy": wb.stats.icl_accuracy,
+                "icl_accuracy_ci": Accuracy.of(wb.stats.icl_accuracy, wb.stats.n_prompts).to_json(),
+                "cie": at.cie.tolist(),
+                # restricted to some layers, the ranking is over those layers' heads
+                "top_heads": [list(h) for h in at.top_heads(at.cie.numel()) if layers is None or h[0] in layers][:20],
+            },
+        ),
+        (
+            f"{family}-fv",
+            fv_script(spec, task, SETTINGS, heads, layer, N_EVAL, coeff, report.layer_choice),
+            {"model": lm.model_id, "task": task.name, **report.to_json()},
+        ),
+    ]
+    if family == "llama":
+        prompt = "The Eiffel Tower is in the city of"
+        logits = run_forward(lm, encode(lm, [prompt])).logits
+        cases.append(
+            (
+                "llama-next-token",
+                next_token_script(spec, prompt, 10),
+                {
+                    "model": lm.model_id,
+                    "prompt": prompt,
+                    "tokens": [text for _, text in tokens(lm, prompt)],
+                    "top": [list(t) for t in top_tokens(lm, logits, 10)[0]],
+                },
+            )
+        )
+        pred = predict(lm, task, SETTINGS)
+        sweep = fv.hvector_sweep(lm, wb, n_eval=N_EVAL)
+        cases += [
+            (
+                "llama-predict",
+                predict_script(spec, task.name, pred.prompts.clean, pred.prompts.zero_shot, pred.prompts.targets),
+                {"model": lm.model_id, "task": task.name, **pred.to_json()},
+            ),
+            (
+                "llama-mean-activations",
+                mean_activations_script(spec, task, SETTINGS),
+                {
+                    "model": lm.model_id,
+                    "task": task.name,
+                    "settings": SETTINGS.to_dict(),
+                    "mean_prompts": list(wb.prompts.clean),
+                    "targets": list(wb.prompts.targets),
+                    "icl_accuracy": wb.stats.icl_accuracy,
+                    "icl_accuracy_ci": Accuracy.of(wb.stats.icl_accuracy, wb.stats.n_prompts).to_json(),
+                    "mean_heads": wb.stats.mean_heads.tolist(),
+                    "hvector": wb.stats.hvector.tolist(),
+                },
+            ),
+            (
+                "llama-hvector",
+                hvector_script(spec, task, SETTINGS, N_EVAL, layer=1),
+                {
+                    "model": lm.model_id,
+                    "task": task.name,
+                    "settings": SETTINGS.to_dict(),
+                    "zero_shot_baseline": sweep.zero_shot_baseline,
+                    "by_layer": list(sweep.by_layer),
+                    "icl_accuracy": sweep.icl_accuracy,
+                    "n_eval": sweep.n_eval,
+                    "overlap": sweep.overlap,
+                    "best_layer": sweep.best_layer,
+                    "layer": 1,
+                    "hvector": wb.stats.hvector[1].tolist(),
+                },
+            ),
+        ]
+    return cases
+
+
+def cli_cases(folder, task: Task, root) -> list[tuple[str, str, dict]]:
+    """``python -m core predict|attribution|fv --script FILE`` on the tiny Llama: (name, the
+    script it wrote, its own JSON). The fv script must carry the heads top-k chose."""
+    from core.cli import main
+
+    task_file = root / f"{task.name}.json"
+    task_file.write_text(json.dumps(task.to_json()), encoding="utf-8")
+    common = ["--model", str(folder), "--task-file", str(task_file), "--n-shots", "3", "--n-prompts", "6"]
+    commands = {
+        "predict": [],
+        "attribution": ["--script-layers", "0,2"],
+        "fv": ["--heads", "3", "--layer", "auto", "--n-eval", str(N_EVAL)],
+    }
+    cases = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FV_STUDIO_CACHE", str(root / "cache"))  # the CLI's stored results stay here
+        for command, extra in commands.items():
+            script, out = root / f"cli_{command}.py", root / f"cli_{command}.json"
+            assert main([command, *common, *extra, "--script", str(script), "--out", str(out)]) == 0
+            result = json.loads(out.read_text(encoding="utf-8"))
+            assert result["script"] == str(script)
+            cases.append((f"cli-{command}", script.read_text(encoding="utf-8"), result))
+    return cases
+
+
+def run_cases(cases: list[tuple[str, str, dict]], root) -> dict[str, tuple[dict, dict]]:
+    """{case name: (the script's printed JSON, the app's result)}, the scripts run in one
+    subprocess."""
+    paths = []
+    for name, source, _ in cases:
+        path = root / f"{name}.py"
+        path.write_text(source, encoding="utf-8")
+        paths.append(str(path))
+    printed = run_scripts(paths)
+    results = {}
+    for (name, _, expected), got in zip(cases, printed):
+        expected = as_json(expected)
+        if "layers" in got and "cie" in expected:  # a script restricted to some layers ranks their heads
+            cells = [(l, h) for l in got["layers"] for h in range(len(expected["cie"][l]))]
+            ranked = sorted(cells, key=lambda lh: -expected["cie"][lh[0]][lh[1]])
+            expected["top_heads"] = [list(lh) for lh in ranked[:20]]
+        results[name] = (got, expected)
+    return results
+
+
+@pytest.fixture(scope="module")
+def script_results(tokenizer, tmp_path_factory):
+    root = tmp_path_factory.mktemp("scripts")
+    cases = [c for family in FAMILIES for c in family_cases(family, tokenizer, root / family)]
+    llama = root / "llama"
+    cases += cli_cases(llama, own_answers_task(load_model(ModelSpec(model_id=str(llama)))), root)
+    return run_cases(cases, root)
+
+
+CASES = [f"{f}-{kind}" for f in FAMILIES for kind in ("attribution", "fv")] + [
+    "llama-next-token",
+    "llama-predict",
+    "llama-mean-activations",
+    "llama-hvector",
+    "cli-predict",
+    "cli-attribution",
+    "cli-fv",
+]
+
+
+@pytest.mark.usefixtures("single_thread")
+@pytest.mark.parametrize("case", CASES)
+def test_exported_script_reproduces_the_app(script_results, case):
+    got, expected = script_results[case]
+    assert_matches(got, expected, case)
+
+
+def test_the_comparison_sees_real_accuracies(script_results):
+    """The task is built so accuracies are not all 0 (else a vector at the wrong layer would
+    go unnoticed): some are strictly between 0 and 1, and the vector changes some."""
+    for family in FAMILIES:
+        _, app = script_results[f"{family}-fv"]
+        accs = [app["zero_shot_baseline"], *app["zero_shot_by_layer"], *app["hvector_by_layer"]]
+        assert any(0 < a < 1 for a in accs) and len(set(accs)) > 1, (family, accs)
+
+
+def test_script_flag_is_checked_before_the_model_loads(tmp_path, capsys):
+    """A folder that does not exist, or bad --script-layers: one line, exit 2, and no model
+    load (the model named here does not exist, so loading it would be another error)."""
+    from core.cli import main
+
+    base = ["--model", str(tmp_path / "no-model"), "--task", "antonym"]
+    assert main(["predict", *base, "--script", str(tmp_path / "nowhere" / "s.py")]) == 2
+    err = capsys.readouterr().err
+    assert "--script" in err and "does not exist" in err and len(err.strip().splitlines()) == 1
+    assert main(["attribution", *base, "--script", str(tmp_path / "s.py"), "--script-layers", "one"]) == 2
+    assert "--script-layers" in capsys.readouterr().err
+
+
+# --- the default model (slow): predict, attribution on two layers, the function vector --------
+
+SLOW_SETTINGS = PromptSettings(n_shots=5, n_prompts=6, seed=0)
+SLOW_LAYERS = [3, 9]  # the script patches these layers' heads only (one forward per head)
+
+
+@pytest.fixture(scope="module")
+def default_results(tmp_path_factory):
+    from core.attribution import indirect_effects
+
+    lm = load_model()  # the default model, as the app loads it
+    task = load_builtin("antonym")
+    wb = fv.build_workbench(lm, task, SLOW_SETTINGS)
+    heads = [(l, h) for l in SLOW_LAYERS for h in range(lm.arch.n_heads)]
+    at = indirect_effects(lm, wb.prompts, wb.stats.mean_heads, heads=heads)  # the app's fast path
+    pred = predict(lm, task, SLOW_SETTINGS)
+    fv_heads = at.top_heads(4)  # NaN (not computed) cells sort last
+    report = fv.evaluate(lm, wb, fv_heads, layer=9, n_eval=12)
+    cases = [
+        (
+            "default-predict",
+            predict_script(lm.spec, task.name, pred.prompts.clean, pred.prompts.zero_shot, pred.prompts.targets),
+            {"model": lm.model_id, "task": task.name, **pred.to_json()},
+        ),
+        (
+            "default-attribution",
+            attribution_script(lm.spec, task, SLOW_SETTINGS, "prob", SLOW_LAYERS),
+            {"model": lm.model_id, "task": task.name, "metric": "prob", "cie": at.cie.tolist()},
+        ),
+        (
+            "default-fv",
+            fv_script(lm.spec, task, SLOW_SETTINGS, fv_heads, 9, 12, 1.0, report.layer_choice),
+            {"model": lm.model_id, "task": task.name, **report.to_json()},
+        ),
+    ]
+    return run_cases(cases, tmp_path_factory.mktemp("default_scripts"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["default-predict", "default-attribution", "default-fv"])
+def test_exported_script_reproduces_the_app_on_the_default_model(default_results, case):
+    got, expected = default_results[case]
+    if case == "default-attribution":  # only the app's numbers that the script recomputes
+        got = {k: got[k] for k in ("model", "task", "metric", "cie", "top_heads")}
+    assert_matches(got, expected, case)
+
+
+@pytest.mark.slow
+def test_analysis_pages_show_their_scripts(tmp_path, monkeypatch):
+    """Each analysis page has an "nnsight code" expander under its result: a script that
+    compiles, imports nothing of FV Studio, and a download button."""
+    from app_helpers import errors, start
+
+    at = start(tmp_path, monkeypatch)
+    at.sidebar.slider(key="n_prompts").set_value(4).run()
+    expected = {
+        None: ["predictions and in-context accuracy", "the top next tokens of the example prompt"],
+        "../pages/task_vectors.py": ["the h-vector and its layer sweep"],
+        "../pages/head_attribution.py": ["mean head activations", "the indirect-effect grid"],
+        "../pages/function_vector.py": ["the function vector, its evaluation and decoding"],
+    }
+    for page, whats in expected.items():
+        if page:
+            at.switch_page(page)
+            at.run()
+        assert not at.exception and not errors(at), page
+        labels = [e.label for e in at.expander if e.label.startswith("nnsight code: ")]
+        assert [any(label.startswith(f"nnsight code: {w}") for label in labels) for w in whats] == [True] * len(whats)
+        scripts = [c.value for c in at.code if c.language == "python" and "TransformersModel" in c.value]
+        assert len(scripts) == len(whats), page
+        for source in scripts:
+            compile(source, "script", "exec")
+            assert "from core" not in source and "import core" not in source
+        assert len(at.get("download_button")) >= len(whats)
+
+
+def test_inlined_values_read_back_exactly():
+    """What a script inlines is the same value when Python reads it (long values wrapped)."""
+    import ast
+
+    from core.scripts.common import literal
+
+    value = {
+        "prompts": ['Q: it\'s "hot"\nA: cold', "x" * 150, "\\ \t é"],
+        "heads": [[20, 5], [14, 1]] * 30,
+        "numbers": [0.1, -2.5e-08, 1e300, 3, True, None] * 20,
+        "exponents": [-(10.0**-k) for k in range(5, 60)],  # a wrap never splits -1e-05
+        "one": ("only " * 30,),
+        "empty": [],
+    }
+    text = literal(value)
+    assert ast.literal_eval(text) == value
+    assert max(len(line) for line in text.splitlines() if "'" not in line) <= 100  # long strings stay whole
