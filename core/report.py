@@ -43,7 +43,8 @@ from core.inference import Progress, no_progress
 from core.models import LoadedModel
 from core.prompts import PromptSettings, render_query, split_task
 from core.stats import Accuracy
-from core.steer import PairResult, first_divergence, generate_pair
+from core.steer import PairResult, generate_pair
+from core.steer_diff import first_divergence
 from core.tasks import Task
 
 # verdict thresholds

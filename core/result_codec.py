@@ -42,7 +42,7 @@ REGISTRY: tuple[str, ...] = (
     "core.report:ReportOptions",
     "core.report:Generation",
     "core.report:TaskReport",
-    "core.steer:NextTokenChange",
+    "core.steer_diff:NextTokenChange",
     "core.steer:PairResult",
     "core.steer:Decoding",
     "core.sweep:SweepResult",

@@ -1,7 +1,8 @@
-"""The boundary between pages and core: the cached model, the server's settings, and cached
-results (the progress bar, Cancel and the wait display are in :mod:`dashboard.running`).
+"""The boundary between pages and core: cached results (the shared model and the server's
+settings are in :mod:`dashboard.server`; the progress bar, Cancel and the wait display in
+:mod:`dashboard.running`).
 
-Caching lives only here. The model is a shared resource (one per spec); results live in the
+Caching lives only here and in :mod:`dashboard.server` (the model). Results live in the
 shared :class:`dashboard.store.ResultStore`, keyed per (model spec, task, prompt settings,
 seed, parameters), so moving between pages never recomputes them and a stored result never
 waits for the model.
@@ -10,7 +11,6 @@ waits for the model.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
@@ -19,52 +19,14 @@ from core import fv, limits
 from core import result_keys as keys
 from core.errors import UserInputError
 from core.inference import no_progress
-from core.llm_pairs import VARIABLES as pairs_vars
-from core.llm_pairs import Endpoint
-from core.models import LoadedModel, ModelSpec, load_model
+from core.models import LoadedModel, ModelSpec
 from core.prompts import PromptSettings, held_out_prompts
-from core.server_config import VARIABLES as server_config_vars
-from core.server_config import ServerConfig
 from core.tasks import Task
 from dashboard.running import from_any_thread
 from dashboard.store import ResultStore
 
 if TYPE_CHECKING:
     from core.sweep import SweepResult
-
-
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _model(spec: ModelSpec) -> LoadedModel:
-    return load_model(spec)
-
-
-def server_config() -> ServerConfig:
-    """The operator's settings (core.server_config), from the environment or Streamlit secrets."""
-    return ServerConfig.read(secrets={name: _secret(name) for name in server_config_vars})
-
-
-def get_model(spec: ModelSpec) -> LoadedModel:
-    """The shared model for ``spec``, if this server allows it (else UserInputError)."""
-    server_config().check(spec)
-    if spec.remote and not os.environ.get("NDIF_API_KEY"):
-        key = _secret("NDIF_API_KEY")
-        if key:
-            os.environ["NDIF_API_KEY"] = key
-    with st.spinner(f"Loading {spec.model_id} (the first run dequantizes the default model, about 30 s)..."):
-        return _model(spec)
-
-
-def pairs_endpoint() -> Endpoint | None:
-    """Where "Describe a task" asks for pairs (core.llm_pairs), from the environment or Streamlit
-    secrets; None when none is configured. The key stays inside the Endpoint."""
-    return Endpoint.read(secrets={name: _secret(name) for name in pairs_vars})
-
-
-def _secret(name: str) -> str | None:
-    try:
-        return st.secrets.get(name)  # type: ignore[no-any-return]
-    except Exception:  # no secrets file
-        return None
 
 
 # ---- cached results --------------------------------------------------------------------

@@ -4,7 +4,7 @@
 open the page waits for the imports (torch, transformers, nnsight) and the load. This launcher
 starts that work in a background thread of the server's own process, then runs Streamlit's
 usual command line (``streamlit run dashboard/app.py`` plus the arguments given): by the time a
-browser connects, the shared model (:func:`dashboard.compute.get_model`, a process-wide
+browser connects, the shared model (:func:`dashboard.server.get_model`, a process-wide
 ``st.cache_resource``; a session asking while it loads waits for the same load) is there, and
 with ``python -m core warm`` run before, the pages' results are on disk
 (:mod:`core.result_files`), so the first page shows at once.
@@ -39,12 +39,12 @@ def preload() -> None:
         logging.getLogger(ctx_mod.__name__).addFilter(lambda record: "fv-studio-preload" not in record.getMessage())
         from core.models import DEFAULT_MODEL, ModelSpec
         from core.result_files import model_identity
-        from dashboard import compute, figures  # noqa: F401  (plotly imported here, not on the first visit)
+        from dashboard import compute, figures, server  # noqa: F401  (plotly imported here, not on the first visit)
 
         _import_all()
-        allowed = compute.server_config().allowed_models
+        allowed = server.server_config().allowed_models
         spec = ModelSpec(DEFAULT_MODEL if not allowed or DEFAULT_MODEL in allowed else allowed[0])
-        compute.get_model(spec)
+        server.get_model(spec)
         model_identity(spec)
         log.warning("fv-studio: %s loaded at server start in %.1f s", spec.model_id, time.perf_counter() - t0)
     except Exception as exc:  # the page shows the error to whoever opens it

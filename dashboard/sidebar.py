@@ -20,7 +20,7 @@ from core.models import DEFAULT_MODEL, DTYPES, LoadedModel, ModelSpec, available
 from core.prompts import PromptSettings, check_template
 from core.server_config import ServerConfig
 from core.tasks import Task, builtin_names, describe, load_builtin, parse_file, parse_lines
-from dashboard import compute, recipes, state
+from dashboard import compute, recipes, server, state
 
 SOURCES = ["Built-in task", "Type examples", "Upload a file"]
 
@@ -83,7 +83,7 @@ def _cached_results_block() -> None:
             "Results are kept in memory and on disk (core.result_files), shared by every user of "
             "this server and by `python -m core`; `python -m core warm` precomputes them."
         )
-        if compute.server_config().allowed_models is not None:
+        if server.server_config().allowed_models is not None:
             # a shared server (the operator chose its models): one user must not wipe the
             # results a teacher warmed for the class
             st.caption("On this shared server the operator clears them (`python -m core warm --clear`).")
@@ -135,7 +135,7 @@ def _describe_section() -> None:
     error = None
     with st.sidebar.expander("Describe a task"):
         try:
-            endpoint = compute.pairs_endpoint()
+            endpoint = server.pairs_endpoint()
         except UserInputError as exc:  # a malformed setting
             st.error(str(exc))
             return
@@ -227,7 +227,7 @@ def draw() -> Context:
     state.init()
     problem = None
     try:
-        config: ServerConfig | None = compute.server_config()
+        config: ServerConfig | None = server.server_config()
     except UserInputError as exc:  # the operator's settings are malformed: say so, load nothing
         config, problem = None, str(exc)
     spec = _model_section(config)
@@ -240,7 +240,7 @@ def draw() -> Context:
     lm = None
     if problem is None:
         try:
-            lm = compute.get_model(spec)
+            lm = server.get_model(spec)
         except UserInputError as exc:
             problem = str(exc)
     if lm is not None:

@@ -12,7 +12,8 @@ from core.models import ModelSpec
 from core.predict import tokens
 from core.scripts.steering import steer_script  # helper B2 (issue 9)
 from core.scripts.steering_vectors import InlineVector
-from core.steer import Decoding, PairResult, first_divergence
+from core.steer import Decoding, PairResult
+from core.steer_diff import first_divergence
 from core.vectors import Vector
 from dashboard import compute, figures, running, sidebar, state, widgets
 

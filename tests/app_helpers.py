@@ -38,3 +38,18 @@ def frame(at: Any, column: str) -> Any:
         if column in f.value.columns:
             return f.value
     raise AssertionError(f"no table with a '{column}' column")
+
+
+def shown_scripts(at: Any, whats: list[str]) -> None:
+    """The page shows one "nnsight code: <what>" expander per entry of ``whats`` (label starts),
+    each with a download button and a script that compiles and imports nothing of this project
+    (tests/test_scripts*.py check that such scripts print the app's numbers)."""
+    blocks = [e for e in at.expander if e.label.startswith("nnsight code: ")]
+    labels = [e.label.removeprefix("nnsight code: ") for e in blocks]
+    assert len(blocks) == len(whats) and all(l.startswith(w) for l, w in zip(labels, whats)), labels
+    for block in blocks:
+        assert not [i for i in block.info if "No script" in i.value], block.label
+        (code,) = block.code
+        compile(code.value, block.label, "exec")
+        assert "from core" not in code.value and "import core" not in code.value, block.label
+        assert len(block.get("download_button")) == 1, block.label

@@ -5,7 +5,7 @@ and one recipe applied from the sidebar."""
 from __future__ import annotations
 
 import pytest
-from app_helpers import button, errors, frame
+from app_helpers import button, errors, frame, shown_scripts
 from app_helpers import start as _app
 
 FAST = {"n_prompts": 6, "n_shots": 5, "fv_layer": 12, "top_k": 3}  # small, and no layer search
@@ -48,18 +48,6 @@ def test_lesson_on_a_tiny_model(tmp_path, monkeypatch, tiny_llama_folder):
     assert len(_texts(at, "I hate you because")) == 6
 
 
-def _scripts(at, n: int) -> None:
-    """The step shows ``n`` "nnsight code" expanders, each a script that compiles and imports
-    nothing of this project (tests/test_scripts*.py check that such scripts print the app's numbers)."""
-    blocks = [e for e in at.expander if e.label.startswith("nnsight code")]
-    assert len(blocks) == n, [e.label for e in blocks]
-    for block in blocks:
-        assert not [i for i in block.info if "No script" in i.value], block.label
-        (code,) = block.code
-        compile(code.value, block.label, "exec")
-        assert "from core" not in code.value and "import core" not in code.value
-
-
 def _walk(at, n_heads: int, d_head: int) -> None:
     _step(at, 1)
     button(at, "Run the trace").click().run()
@@ -67,7 +55,7 @@ def _walk(at, n_heads: int, d_head: int) -> None:
     shapes, n_tokens = frame(at, "activation"), len(frame(at, "id"))
     assert n_tokens == 9 and f"[1, {n_tokens}, {n_heads}, {d_head}]" in set(shapes["shape"])
     assert any("Q1." in e.label for e in at.expander)
-    _scripts(at, 1)
+    shown_scripts(at, ["the next-token top-k of this prompt"])
 
     _step(at, 2)
     button(at, "Build the h-vector and sweep the layers").click().run()
@@ -75,7 +63,7 @@ def _walk(at, n_heads: int, d_head: int) -> None:
     table = frame(at, "Δ log p(answer)")
     assert list(table.columns)[:3] == ["query", "target", "zero-shot prediction"] and len(table) == 12
     assert any(m.label.startswith("Zero-shot + h (layer") for m in at.metric)
-    _scripts(at, 1)
+    shown_scripts(at, ["the h-vector and its layer sweep"])
     button(at, "Save to the library").click().run()
     assert any(m.value.startswith("Saved 'h_") for m in at.success)
 
@@ -87,7 +75,7 @@ def _walk(at, n_heads: int, d_head: int) -> None:
     # antonym: the course's prompt for it, and the pair it mentions left out of the vector
     assert any("hot → cold" in c.value and "Removed from the pairs" in c.value for c in at.caption)
     assert len(_texts(at, "The word &quot;hot&quot; means")) == 2  # unsteered and steered
-    _scripts(at, 3)  # the grid, the vector and its evaluation, the steered generation
+    shown_scripts(at, ["the indirect-effect grid", "the function vector", "this steered generation"])
 
     _step(at, 4)
     button(at, "Steer").click().run()
@@ -96,14 +84,14 @@ def _walk(at, n_heads: int, d_head: int) -> None:
     assert list(tokens["coefficient"]) == ["+5", "-5"]
     assert at.session_state["sv_a_positive"] == "Love " and at.session_state["sv_a_built"]  # shared with the tool
     assert len(_texts(at, "I hate you because")) == 2 * 3  # unsteered and steered, three samples
-    _scripts(at, 1)
+    shown_scripts(at, ["these steered samples"])
 
     _step(at, 5)
     button(at, "Build from 6 pairs and steer").click().run()
     assert not at.exception and not errors(at)
     assert at.session_state["sv_c_pairs"]
     assert len(_texts(at, "I hate you because")) == 2
-    _scripts(at, 1)
+    shown_scripts(at, ["this steered generation"])
 
 
 @pytest.mark.slow

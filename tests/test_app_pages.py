@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from app_helpers import errors as _errors
 from app_helpers import frame as _table
+from app_helpers import shown_scripts
 from app_helpers import start as _app
 
 from dashboard.state import CONTEXT
@@ -46,16 +47,19 @@ def test_model_page_bad_line(tmp_path, monkeypatch):
 def test_attribution_and_function_vector_pages(tmp_path, monkeypatch):
     at = _app(tmp_path, monkeypatch)
     at.sidebar.slider(key="n_prompts").set_value(8).run()
+    shown_scripts(at, ["predictions and in-context accuracy", "the top next tokens of the example prompt"])
     at.switch_page("../pages/task_vectors.py")
     at.run()
     assert not at.exception and not _errors(at)
     assert any(m.label.startswith("Zero-shot + h") for m in at.metric)
+    shown_scripts(at, ["the h-vector and its layer sweep"])
     assert any(c.value.startswith("of ") and "95% CI" in c.value for c in at.caption)  # n and interval
     at.switch_page("../pages/head_attribution.py")
     at.run()
     assert not at.exception and not _errors(at)
     top = _table(at, "effect")
     assert len(top) == 10
+    shown_scripts(at, ["mean head activations", "the indirect-effect grid"])
     assert not at.get("iframe")  # a head's attention pattern only when asked for
     at.toggle(key="_w_show_head_attention").set_value(True).run()
     assert not at.exception and not _errors(at)
@@ -78,6 +82,7 @@ def test_attribution_and_function_vector_pages(tmp_path, monkeypatch):
     assert any("Whole answer, generated" in m.value for m in at.markdown)
     assert sum(c.value.startswith("of ") and "95% CI" in c.value for c in at.caption) == 7
     assert len(_table(at, "with vector")) > 0
+    shown_scripts(at, ["the function vector, its evaluation and decoding"])
     # save the vector to the library
     at.text_input(key="fv_name").set_value("fv_test")
     next(b for b in at.button if b.label == "Save to the library").click().run()

@@ -401,10 +401,10 @@ def test_serve_starts_the_preload_then_streamlit_on_the_app(monkeypatch):
 
 def test_the_preload_loads_the_sidebars_default_model(monkeypatch):
     from core.models import DEFAULT_MODEL
-    from dashboard import compute, serve
+    from dashboard import serve, server
 
     loaded = []
-    monkeypatch.setattr(compute, "get_model", loaded.append)
+    monkeypatch.setattr(server, "get_model", loaded.append)
     monkeypatch.setattr(result_files, "model_identity", lambda spec: "x")
     serve.preload()
     assert loaded == [ModelSpec(DEFAULT_MODEL)]

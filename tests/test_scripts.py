@@ -283,35 +283,6 @@ def test_exported_script_reproduces_the_app_on_the_default_model(default_results
     assert_matches(got, expected, case)
 
 
-@pytest.mark.slow
-def test_analysis_pages_show_their_scripts(tmp_path, monkeypatch):
-    """Each analysis page has an "nnsight code" expander under its result: a script that
-    compiles, imports nothing of FV Studio, and a download button."""
-    from app_helpers import errors, start
-
-    at = start(tmp_path, monkeypatch)
-    at.sidebar.slider(key="n_prompts").set_value(4).run()
-    expected = {
-        None: ["predictions and in-context accuracy", "the top next tokens of the example prompt"],
-        "../pages/task_vectors.py": ["the h-vector and its layer sweep"],
-        "../pages/head_attribution.py": ["mean head activations", "the indirect-effect grid"],
-        "../pages/function_vector.py": ["the function vector, its evaluation and decoding"],
-    }
-    for page, whats in expected.items():
-        if page:
-            at.switch_page(page)
-            at.run()
-        assert not at.exception and not errors(at), page
-        labels = [e.label for e in at.expander if e.label.startswith("nnsight code: ")]
-        assert [any(label.startswith(f"nnsight code: {w}") for label in labels) for w in whats] == [True] * len(whats)
-        scripts = [c.value for c in at.code if c.language == "python" and "TransformersModel" in c.value]
-        assert len(scripts) == len(whats), page
-        for source in scripts:
-            compile(source, "script", "exec")
-            assert "from core" not in source and "import core" not in source
-        assert len(at.get("download_button")) >= len(whats)
-
-
 def test_inlined_values_read_back_exactly():
     """What a script inlines is the same value when Python reads it (long values wrapped)."""
     import ast

@@ -78,9 +78,9 @@ def test_the_app_offers_only_the_allowed_models(tmp_path, monkeypatch):
 
 def test_the_dashboard_never_loads_a_model_outside_the_list(monkeypatch):
     """Whatever the session state says (an old session, a crafted link), get_model checks."""
-    from dashboard import compute
+    from dashboard import server
 
     monkeypatch.setenv("FV_STUDIO_ALLOWED_MODELS", "some/other-model")
-    monkeypatch.setattr(compute, "_model", lambda spec: pytest.fail("loaded a model the server does not allow"))
+    monkeypatch.setattr(server, "_model", lambda spec: pytest.fail("loaded a model the server does not allow"))
     with pytest.raises(UserInputError, match="does not load 'SmolLM2-135M-Instruct'.*some/other-model"):
-        compute.get_model(ModelSpec(DEFAULT_MODEL))
+        server.get_model(ModelSpec(DEFAULT_MODEL))

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import CancelAt, build_tiny, random_direction
 
-from core import limits, steer, steering_vectors
+from core import limits, steer, steer_diff, steering_vectors
 from core.errors import UserInputError
 from core.sweep import SweepResult, keyword_hit_rate, sweep
 from core.vectors import Vector
@@ -223,16 +223,16 @@ def test_coupled_sampler_draws_from_the_softmax():
 
 
 def test_first_divergence():
-    assert steer.first_divergence("abc", "abc") is None
-    assert steer.first_divergence("abc", "abd") == 2
-    assert steer.first_divergence("ab", "abc") == 2
-    assert steer.first_divergence("", "x") == 0
+    assert steer_diff.first_divergence("abc", "abc") is None
+    assert steer_diff.first_divergence("abc", "abd") == 2
+    assert steer_diff.first_divergence("ab", "abc") == 2
+    assert steer_diff.first_divergence("", "x") == 0
 
 
 def test_next_token_change_lists_and_kl(llama):
     before = torch.log(torch.tensor([0.5, 0.3, 0.2] + [1e-9] * 5))
     after = torch.log(torch.tensor([0.2, 0.3, 0.5] + [1e-9] * 5))
-    change = steer.next_token_change(llama, before, after, k=3)
+    change = steer_diff.next_token_change(llama, before, after, k=3)
     assert [t for t, _, _ in change.rose] == [llama.tokenizer.decode([2])]
     assert [t for t, _, _ in change.fell] == [llama.tokenizer.decode([0])]
     assert change.rose[0][1:] == pytest.approx((0.2, 0.5), abs=1e-6)
