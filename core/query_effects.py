@@ -31,12 +31,13 @@ class QueryEffect:
     correct_with: bool
 
     def row(self) -> dict:
-        """A table row (the column names the lesson shows)."""
+        """A table row (the column names the lesson shows); predicted tokens as ``repr`` so a
+        newline or a leading space shows (``'\\n'``, ``' warmer'``), not a blank cell."""
         return {
             "query": self.query,
             "target": self.target,
-            "zero-shot prediction": self.zero_shot,
-            "with vector": self.with_vector,
+            "zero-shot prediction": repr(self.zero_shot),
+            "with vector": repr(self.with_vector),
             "Δ log p(answer)": self.logprob_change,
             "correct with": self.correct_with,
         }
