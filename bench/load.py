@@ -449,7 +449,7 @@ def _act(s: Session, expects: dict[int, str]) -> None:
         # moving to another cached page in the open tab, as a student does
         s.page.evaluate("(w) => window.__fvReset(null, w)", s.switch_to)  # complete = the new page
         s.t_switch = time.time()
-        s.page.locator("[data-testid=stSidebarNav] a").filter(has_text=H.PAGES[s.switch_to][1]).first.click()
+        H.nav_link(s.page, H.PAGES[s.switch_to][1]).click()
         s.stage = "switching"
         return
     # a short computation: a new seed, so a prediction not in the store

@@ -25,9 +25,9 @@ MAX_WRITTEN_PAIRS = 200  # pairs asked of a language model at once (core.llm_pai
 MAX_DESCRIPTION_CHARS = 300  # the one-line task description it is given
 MAX_CACHED_RESULTS = 48  # results kept for all users of one app (least recently used go first)
 MAX_CACHE_MB = 512  # the same results' tensors, in total
-# helper A (issue 9, disk tier): core.result_files, least recently used go first
+# the disk tier (core.result_files): least recently used go first
 MAX_RESULT_FILES_MB = 2048  # result files kept on disk (all users and the CLI)
-# shareable links (dashboard.links, helper D)
+# shareable links (dashboard.links)
 MAX_LINK_EXAMPLES_CHARS = 1500  # typed examples carried in a link's URL (longer ones are left out)
 
 

@@ -67,7 +67,7 @@ def _model_section(config: ServerConfig | None) -> ModelSpec:
             if remote_ok
             else "Switched off on this server (FV_STUDIO_ALLOW_REMOTE).",
         )
-    _cached_results_block()  # helper A (issue 9)
+    _cached_results_block()
     return ModelSpec(
         model_id=state.get("model_id").strip() or DEFAULT_MODEL,
         dtype=state.get("dtype"),
@@ -76,7 +76,7 @@ def _model_section(config: ServerConfig | None) -> ModelSpec:
     )
 
 
-# ---- helper A (issue 9): clearing the result store (memory and disk tier) ------------------
+# ---- clearing the result store (memory and disk tier) ------------------
 def _cached_results_block() -> None:
     with st.sidebar.expander("Cached results"):
         st.caption(
@@ -91,9 +91,6 @@ def _cached_results_block() -> None:
         if st.button("Clear cached results", key="clear_cached_results"):
             n_files = compute.store().clear()
             st.success(f"Cleared every cached result: memory, and {n_files} result files on disk.")
-
-
-# ---- end helper A ----------------------------------------------------------------------------
 
 
 def _task_section() -> Task | None:
@@ -233,7 +230,7 @@ def draw() -> Context:
     spec = _model_section(config)
     task = _task_section()
     settings = _prompt_section(task)
-    recipes.menu()  # helper C (issue 9): the course's experiments; may switch page
+    recipes.menu()  # the course's experiments; may switch page
     with st.sidebar.expander("Limits"):
         rows = (config.as_table() if config is not None else []) + limits.as_table()
         st.table({"what": [r[0] for r in rows], "limit": [r[1] for r in rows]})

@@ -61,7 +61,7 @@ def fv_metrics(cols, rep) -> None:
     accuracy_metric(cols[4], "Shuffled + FV", acc("shuffled_with_fv"), acc("shuffled_baseline"))
 
 
-# --- helper B1 (issue 9): the code behind every number -----------------------------------------
+# --- the code behind every number -----------------------------------------
 
 
 def nnsight_code(what: str, make: Callable[[], str], file_name: str) -> None:

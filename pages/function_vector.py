@@ -115,7 +115,7 @@ if widgets.require(ctx):
                 )
                 st.subheader("Zero-shot examples")
                 st.dataframe(pd.DataFrame(rep.examples), width="stretch", key="fv_examples")
-                widgets.nnsight_code(  # helper B1 (issue 9): the script behind these numbers
+                widgets.nnsight_code(  # the script behind these numbers
                     "the function vector, its evaluation and decoding",
                     lambda: fv_script(
                         ctx.spec, task, settings, rep.heads, rep.layer, n_eval, rep.coeff, rep.layer_choice

@@ -123,7 +123,7 @@ if widgets.require(ctx):
             st.write("Selected:", ", ".join(f"{l}.{h}" for l, h in selected) or "none")
         with right:
             attention_picker(ctx.spec, lm, wb.prompts.clean[0], [f"{l}.{h}" for l, h in (selected or top)])
-        # helper B1 (issue 9): the scripts behind these numbers
+        # the scripts behind these numbers
         widgets.nnsight_code(
             "mean head activations",
             lambda: mean_activations_script(ctx.spec, task, settings),

@@ -72,7 +72,7 @@ if widgets.require(ctx):
             att = running.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, layer, lm))
             if att is not None:
                 circuits.show_attention(*att)
-        widgets.nnsight_code(  # helper B1 (issue 9): the script behind these numbers
+        widgets.nnsight_code(  # the script behind these numbers
             "predictions and in-context accuracy",
             lambda: predict_script(
                 ctx.spec, task.name, pred.prompts.clean, pred.prompts.zero_shot, pred.prompts.targets

@@ -10,7 +10,7 @@ import streamlit as st
 from core import limits, steering_vectors
 from core.models import ModelSpec
 from core.predict import tokens
-from core.scripts.steering import steer_script  # helper B2 (issue 9)
+from core.scripts.steering import steer_script
 from core.scripts.steering_vectors import InlineVector
 from core.steer import Decoding, PairResult
 from core.steer_diff import first_divergence
@@ -111,7 +111,7 @@ def results_panel(
         up.dataframe(_change_table(change.rose), hide_index=True, width="stretch", key=f"rose_{i}")
         down.caption("Fell most")
         down.dataframe(_change_table(change.fell), hide_index=True, width="stretch", key=f"fell_{i}")
-    widgets.nnsight_code(  # helper B2 (issue 9): the script behind these generations
+    widgets.nnsight_code(  # the script behind these generations
         "these steered generations",
         lambda: steer_script(
             spec,

@@ -11,7 +11,7 @@ import streamlit as st
 from core import checks, limits, steering_vectors
 from core.errors import UserInputError
 from core.pairs import parse_pairs, parse_pairs_file
-from core.scripts.steering_vectors import ActAddSource, CAASource, build_script  # helper B2 (issue 9)
+from core.scripts.steering_vectors import ActAddSource, CAASource, build_script
 from core.scripts.sweep import sweep_script
 from core.sweep import SweepResult
 from core.vectors import Vector
@@ -107,7 +107,7 @@ def sweep_and_save(
                 norms = res and _norms(ctx, res.prompt)
                 if res and norms:
                     _show_sweep(res, norms, p)
-                    widgets.nnsight_code(  # helper B2 (issue 9): the script behind this sweep
+                    widgets.nnsight_code(  # the script behind this sweep
                         "this sweep",
                         lambda: sweep_script(
                             ctx.spec,
@@ -234,7 +234,7 @@ if widgets.require(ctx, task=False):
                         "last token of the sweep prompt; the first positions, where this vector is added, can have much larger norms)."
                     )
                 st.info(msg)
-                widgets.nnsight_code(  # helper B2 (issue 9): the script behind this vector
+                widgets.nnsight_code(  # the script behind this vector
                     "building this vector",
                     lambda: build_script(ctx.spec, ActAddSource(pos, neg), [layer]),
                     "actadd_vector.py",
@@ -308,7 +308,7 @@ if widgets.require(ctx, task=False):
                         ),
                         key="sv_c_rel",
                     )
-                widgets.nnsight_code(  # helper B2 (issue 9): the script behind these vectors
+                widgets.nnsight_code(  # the script behind these vectors
                     "building these vectors",
                     lambda: build_script(ctx.spec, CAASource(tuple(pairs)), range(lm.arch.n_layers)),
                     "caa_vectors.py",

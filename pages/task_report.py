@@ -103,7 +103,7 @@ if widgets.require(ctx):
                 mime="application/json",
                 icon=":material/download:",
             )
-            # helper B1 (issue 9): the scripts behind the report's numbers
+            # the scripts behind the report's numbers
             widgets.nnsight_code(
                 "the indirect-effect grid (one forward per head: slow, for reading)",
                 lambda: attribution_script(ctx.spec, task, rep.settings, rep.options.metric),

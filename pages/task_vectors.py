@@ -53,7 +53,7 @@ if widgets.require(ctx):
             f"The h-vector is the mean over {len(wb.prompts)} in-context prompts ({settings.n_shots} shots); "
             f"evaluation uses held-out queries. Layer choice: the peak layer is usually in the middle of the network."
         )
-        widgets.nnsight_code(  # helper B1 (issue 9): the script behind these numbers
+        widgets.nnsight_code(  # the script behind these numbers
             "the h-vector and its layer sweep",
             lambda: hvector_script(ctx.spec, task, settings, n_eval, layer=best),
             f"hvector_{task.name}.py",

@@ -11,7 +11,7 @@ import streamlit as st
 from core import limits, steering_vectors
 from core.errors import UserInputError
 from core.library import default_library_dir
-from core.scripts.steering import steer_script  # helper B2 (issue 9)
+from core.scripts.steering import steer_script
 from core.scripts.steering_vectors import InlineVector
 from core.vectors import Vector, check_name, combine, cosine_matrix, from_bytes, to_bytes
 from dashboard import compute, figures, running, saving, sidebar, state, widgets
@@ -131,7 +131,7 @@ if widgets.require(ctx, task=False):
                         state.set("lib_inspect", None)
                         state.set("lib_flash", f"Deleted '{name}'.")
                         st.rerun()
-        # helper B2 (issue 9): a script that steers with this vector, its values inlined
+        # a script that steers with this vector, its values inlined
         mode = "prompt" if vec.values.dim() == 2 else "last"
         coeff = steering_vectors.default_coeff(vec)
         layer = max(0, min(vec.layer, lm.arch.n_layers - 1))

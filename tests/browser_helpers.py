@@ -216,10 +216,15 @@ def goto(
     settle(page, lambda: has_title(page, title) and (ready is None or ready()), timeout, what=f"page '{title}'", **kw)
 
 
+def nav_link(page: Any, title: str) -> Any:
+    """The sidebar's link to the page titled exactly ``title`` ("Steer", not "4. Steering vectors")."""
+    return page.locator("[data-testid=stSidebarNav] a").filter(has=page.get_by_text(title, exact=True)).first
+
+
 def nav(page: Any, name: str, ready: Callable[[], Any] | None = None, timeout: float = LOAD_S, **kw: Any) -> None:
     """Switch pages as a user does: click the link in the sidebar (session state is kept)."""
     _, title = PAGES[name]
-    page.locator("[data-testid=stSidebarNav] a").filter(has_text=title).first.click()
+    nav_link(page, title).click()
     settle(page, lambda: has_title(page, title) and (ready is None or ready()), timeout, what=f"page '{title}'", **kw)
 
 

@@ -100,7 +100,7 @@ class CancelAt:
             raise Cancelled("stop")
 
 
-# ---- helper A (issue 9): the disk tier of results (core.result_files) --------------------
+# ---- the disk tier of results (core.result_files) --------------------
 # No test reads or writes the real results folder: servers and CLI subprocesses started by any
 # fixture inherit a session folder (set at import, before every fixture), and each test gets
 # its own empty one, so a test counting computations is never served by an earlier test's file.
@@ -114,9 +114,6 @@ def result_files_folder(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("results")
     monkeypatch.setenv("FV_STUDIO_RESULTS", str(folder))
     return folder
-
-
-# ---- end helper A ---------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -102,18 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample", action="store_true")
-    # helper B2 (issue 9): the Steer page's sampling settings (core.steer.Decoding)
+    # the Steer page's sampling settings (core.steer.Decoding)
     p.add_argument("--temperature", type=finite, default=1.0, help="with --sample")
     p.add_argument("--top-p", type=finite, default=1.0, help="with --sample")
     p.add_argument("--repetition-penalty", type=finite, default=1.0, help="1 = none; greedy and sampling")
     p.add_argument("--n-samples", type=int, default=1, help="continuations per column, with --sample")
-    # helper A (issue 9): precompute the pages' results into the disk tier (core.cli.warm)
+    # precompute the pages' results into the disk tier (core.cli.warm)
     p = sub.add_parser("warm", help="precompute what the pages show for built-in tasks (the disk tier)")
     common(p, task=False)
     prompt_args(p)
     p.add_argument("--tasks", help="built-in task names, comma-separated (default: all)")
     p.add_argument("--clear", action="store_true", help="delete every stored result instead (nothing computed)")
-    # helper B1 (issue 9): --script FILE on the commands that compute (core.cli.scripts)
+    # --script FILE on the commands that compute (core.cli.scripts)
     for name in scripts.SCRIPT_COMMANDS:
         scripts.add_script_args(sub.choices[name], name)
     return parser
@@ -129,7 +129,7 @@ COMMANDS = {
     "pairs": analysis.cmd_pairs,
     "report": analysis.cmd_report,
     "steer": steering.cmd_steer,
-    "warm": warm.cmd_warm,  # helper A (issue 9)
+    "warm": warm.cmd_warm,
 }
 
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 check_writable(args.out)  # before the model loads, not after the work is done
             except OSError as exc:
                 raise file_error("--out", args.out, exc) from None
-        scripts.check_script_arg(args)  # helper B1 (issue 9): --script, checked before the model loads
+        scripts.check_script_arg(args)  # --script, checked before the model loads
         result = COMMANDS[args.command](args)
         scripts.write_script_for(args, result)  # the script of this very result
         text = json.dumps(result, indent=2, ensure_ascii=False)

@@ -12,7 +12,7 @@ from core.errors import UserInputError
 from core.files import check_writable
 from core.models import ModelSpec
 
-SCRIPT_COMMANDS = ("predict", "attribution", "fv", "steer")  # steer: helper B2 (issue 9)
+SCRIPT_COMMANDS = ("predict", "attribution", "fv", "steer")
 
 
 def add_script_args(parser: argparse.ArgumentParser, command: str) -> None:
@@ -51,7 +51,7 @@ def check_script_arg(args: argparse.Namespace) -> None:
 def script_for(args: argparse.Namespace, result: dict) -> str:
     """The script of ``result``, the JSON a command returned for ``args`` (no model work)."""
     spec = ModelSpec(model_id=args.model, dtype=args.dtype, device=args.device)
-    if args.command == "steer":  # helper B2 (issue 9): core.cli.steering builds it
+    if args.command == "steer":  # core.cli.steering builds it
         from core.cli.steering import steer_script_for
 
         return steer_script_for(args, result)

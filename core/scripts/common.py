@@ -20,6 +20,7 @@ A script is put together from blocks of source text::
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from itertools import pairwise
 from pathlib import Path
@@ -225,5 +226,5 @@ def assemble(*blocks: str) -> str:
 def write_script(path: str | Path, source: str) -> Path:
     """Write a script atomically (a reader never sees half of it) after checking it compiles.
     Raises ``OSError`` for a file that cannot be written (the CLI turns it into one line)."""
-    compile(source, str(path), "exec")  # a script that does not parse is a bug here, not for the user
+    ast.parse(source, filename=str(path))  # a script that does not parse is a bug here, not for the user
     return write_atomic(path, source.encode("utf-8"))
