@@ -24,6 +24,7 @@ from core.inference import Progress, encode, first_token_ids, no_progress, run_f
 from core.models import LoadedModel
 from core.patching import Edit, last_token_scores
 from core.prompts import PromptSet
+from core.results import top_heads
 
 METRICS = ("prob", "logprob")
 METHODS = ("fast", "reference")
@@ -69,9 +70,7 @@ class Attribution:
 
     def top_heads(self, k: int) -> list[tuple[int, int]]:
         """The ``k`` heads of largest effect, largest first, as (layer, head)."""
-        order = torch.argsort(self.cie.flatten(), descending=True)[:k]
-        layers, heads = torch.unravel_index(order, self.cie.shape)
-        return list(zip(layers.tolist(), heads.tolist()))
+        return top_heads(self.cie, k)
 
 
 def head_patch_groups(mean_heads: torch.Tensor, heads: list[tuple[int, int]]) -> list[list[Edit]]:

@@ -15,6 +15,7 @@ from core.errors import UserInputError
 from core.files import check_writable, write_atomic
 from core.models import ModelSpec
 from core.result_keys import attribution_key, fv_key, prediction_key, workbench_key
+from core.results import top_heads
 
 
 def cmd_info(args: argparse.Namespace) -> dict:
@@ -46,17 +47,6 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 
     result, hit = cached(ResultFiles(), prediction_key(spec, task, settings), make)
     return {"model": spec.model_id, "task": task.name, **result.to_json(), "from_cache": hit}
-
-
-def top_heads(cie, k: int) -> list[tuple[int, int]]:
-    """:meth:`core.attribution.Attribution.top_heads` on a grid ``[n_layers, n_heads]``: the
-    cached path reads the attribution as a record, without importing core.attribution (and so
-    nnsight), to answer in well under 2 s. (``divmod``, not ``torch.unravel_index``, which
-    imports sympy: half a second.)"""
-    import torch
-
-    n_heads = cie.shape[1]
-    return [divmod(int(i), n_heads) for i in torch.argsort(cie.flatten(), descending=True)[:k].tolist()]
 
 
 def cmd_attribution(args: argparse.Namespace) -> dict:
@@ -137,9 +127,9 @@ def cmd_fv(args: argparse.Namespace) -> dict:
 
     # a stored result was computed from valid heads and layer, so it needs no model to check them
     if save is None:
-        at = files.load(at_key)
+        at = files.load(at_key, classes=False)  # a record: core.attribution would import nnsight
         if at is not MISSING:
-            fv_heads = explicit if explicit is not None else at.top_heads(args.heads)
+            fv_heads = explicit if explicit is not None else top_heads(at.cie, args.heads)
             report = files.load(fv_key(spec, task, settings, "prob", fv_heads, layer, args.n_eval, args.coeff))
             if report is not MISSING:
                 return out(report, True)
