@@ -34,7 +34,7 @@ coefficients in :mod:`core.sweep`, and exported as a script by :mod:`core.script
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
@@ -96,6 +96,10 @@ class Decoding:
     @property
     def n_rows_per_prompt(self) -> int:
         return self.n_samples if self.sample else 1
+
+    def kwargs(self) -> dict[str, Any]:
+        """These settings as :func:`generate_pair`'s keyword arguments (the same names)."""
+        return asdict(self)
 
 
 # --- the engine -------------------------------------------------------------------------------

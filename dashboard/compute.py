@@ -287,12 +287,7 @@ def steer_pair(
             coeff,
             mode,
             max_new_tokens,
-            sample=decoding.sample,
-            temperature=decoding.temperature,
-            top_p=decoding.top_p,
-            repetition_penalty=decoding.repetition_penalty,
-            n_samples=decoding.n_samples,
-            seed=decoding.seed,
+            **decoding.kwargs(),
             progress=from_any_thread(_progress),
             more=more,
         )

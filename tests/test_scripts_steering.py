@@ -93,12 +93,7 @@ def steer_case(
         coeff,
         mode,
         N_NEW,
-        sample=decoding.sample,
-        temperature=decoding.temperature,
-        top_p=decoding.top_p,
-        repetition_penalty=decoding.repetition_penalty,
-        n_samples=decoding.n_samples,
-        seed=decoding.seed,
+        **decoding.kwargs(),
         more=more,
     )
     assert any(u != s for r in results for u, s in zip(r.unsteered, r.steered)), f"{name}: the vector did nothing"

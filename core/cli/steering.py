@@ -110,12 +110,7 @@ def cmd_steer(args: argparse.Namespace) -> dict:
         coeff=args.coeff,
         mode=mode,
         max_new_tokens=args.max_new_tokens,
-        sample=decoding.sample,
-        temperature=decoding.temperature,
-        top_p=decoding.top_p,
-        repetition_penalty=decoding.repetition_penalty,
-        n_samples=decoding.n_samples,
-        seed=decoding.seed,
+        **decoding.kwargs(),
     )
     return steer_json(lm.model_id, results, layer, args.coeff, mode, args.max_new_tokens, decoding, meta)
 
