@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from core import checks
+from core.arch import Arch
 from core.inference import encode, top_tokens
 from core.models import LoadedModel
 
@@ -54,4 +55,18 @@ def anatomy(lm: LoadedModel, prompt: str, layer: int, k: int = 10) -> Anatomy:
         tokens=[(int(i), lm.tokenizer.decode([int(i)])) for i in ids],
         top=top_tokens(lm, logits.float().cpu(), k)[0],
         shapes=shapes,
+    )
+
+
+def trace_code(arch: Arch, layer: int) -> str:
+    """The few nnsight lines that read what :func:`anatomy` shows, with this architecture's
+    module paths (a listing to read beside the table; the runnable script is
+    :func:`core.scripts.predict.next_token_script`)."""
+    return (
+        "with model.trace(prompt):\n"
+        f"    z = model.{arch.blocks_path}[{layer}].{arch.out_proj_path}.input.save()"
+        "  # [batch, pos, n_heads * d_head]\n"
+        f"    h = model.{arch.blocks_path}[{layer}].output.save()  # [batch, pos, d_model]\n"
+        f"    logits = model.{arch.unembed_path}.output[:, -1].save()  # [batch, d_vocab]\n"
+        "z_heads = z.reshape(*z.shape[:-1], n_heads, d_head)  # [batch, pos, n_heads, d_head]"
     )

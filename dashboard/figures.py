@@ -6,6 +6,7 @@ Figures that the Task report's HTML file also draws are built once, as plain spe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -23,6 +24,20 @@ def layer_curves(
 ) -> go.Figure:
     """:func:`core.figure_specs.layer_curves` as a figure (lines over layers, bands, baselines)."""
     return go.Figure(specs.layer_curves(series, title, baselines, marked, y_title, intervals, counts))
+
+
+def hvector_sweep(sweep: Any, title: str, marked: int | None = None) -> go.Figure:
+    """A :class:`core.results.HVectorSweep`: zero-shot accuracy with each layer's h-vector, its
+    95% band, and the zero-shot and in-context baselines."""
+    name = "zero-shot + h-vector"
+    return layer_curves(
+        {name: sweep.by_layer},
+        title,
+        baselines={"zero-shot": sweep.zero_shot_baseline, "in-context": sweep.icl_accuracy},
+        marked=marked,
+        intervals={name: [a.interval for a in sweep.curve]},
+        counts={name: sweep.n_eval},
+    )
 
 
 def head_heatmap(
@@ -95,6 +110,11 @@ def ablation_curves(
 def bars(labels: Sequence[str], values: Sequence[float], title: str, x_title: str = "probability") -> go.Figure:
     """:func:`core.figure_specs.bars` as a figure (horizontal, first label on top)."""
     return go.Figure(specs.bars(labels, values, title, x_title))
+
+
+def decoded_tokens(decoded: Sequence[tuple[str, float]], title: str) -> go.Figure:
+    """The tokens a vector promotes (``core.fv.decode_vector``: (token, logit)), largest on top."""
+    return bars([t for t, _ in decoded], [v for _, v in decoded], title, "logit")
 
 
 def curve(values: Sequence[float], baseline: float | None, title: str, x_title: str) -> go.Figure:

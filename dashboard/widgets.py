@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.errors import UserInputError
 from core.stats import Accuracy
+from dashboard import circuits, compute, running, state
 from dashboard.sidebar import Context
 
 PAPERS = {
@@ -50,6 +51,15 @@ def accuracy_metric(col, label: str, acc: Accuracy, baseline: Accuracy | None = 
     col.caption(f"of {acc.n} · {acc.interval_text()}")
 
 
+def hvector_metrics(cols, sweep, layer: int, label: str) -> None:
+    """Three metrics of a :class:`core.results.HVectorSweep`: zero-shot, zero-shot with the
+    h-vector of ``layer`` (named ``label``, with its gain) and in-context, each with n and interval."""
+    base = sweep.accuracy(sweep.zero_shot_baseline)
+    accuracy_metric(cols[0], "Zero-shot", base)
+    accuracy_metric(cols[1], label, sweep.accuracy(sweep.by_layer[layer]), base)
+    accuracy_metric(cols[2], "In-context", sweep.accuracy(sweep.icl_accuracy))
+
+
 def fv_metrics(cols, rep) -> None:
     """A function-vector report's first-token accuracies (a ``core.fv.FVReport``) in the first
     five of ``cols``: in-context, zero-shot, zero-shot + FV, shuffled, shuffled + FV."""
@@ -82,3 +92,17 @@ def nnsight_code(what: str, make: Callable[[], str], file_name: str) -> None:
             "Download the script", source, file_name=file_name, mime="text/x-python", key=f"script_{file_name}"
         )
         st.code(source, language="python")
+
+
+def attention_view(ctx: Context, prompt: str, layer: int | None, help: str) -> None:
+    """The *Show attention pattern* toggle and, when on, every head's pattern over ``prompt`` at
+    ``layer`` (a slider when None), drawn with circuitsvis offline. Off by default: the view loads
+    about 1.3 MB of JavaScript."""
+    if not state.bound(st, "toggle", "Show attention pattern", key="show_attention", help=help):
+        return
+    n_layers = ctx.lm.arch.n_layers
+    if layer is None:
+        layer = st.slider("Layer", 0, n_layers - 1, min(n_layers - 1, n_layers * 2 // 3))
+    att = running.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, int(layer), ctx.lm))
+    if att is not None:
+        circuits.show_attention(*att)

@@ -105,12 +105,7 @@ if widgets.require(ctx):
                     key="fv_curve",
                 )
                 right.plotly_chart(
-                    figures.bars(
-                        [t for t, _ in rep.decoded_tokens],
-                        [s for _, s in rep.decoded_tokens],
-                        "Tokens the vector promotes",
-                        "logit",
-                    ),
+                    figures.decoded_tokens(rep.decoded_tokens, "Tokens the vector promotes"),
                     key="fv_decode",
                 )
                 st.subheader("Zero-shot examples")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.anatomy import trace_code
 from core.scripts.predict import next_token_script
-from dashboard import circuits, compute, figures, lesson, running, sidebar, state, widgets
+from dashboard import compute, figures, lesson, running, sidebar, state, widgets
 
 N = 1
 lesson.header(N)
@@ -52,33 +53,19 @@ if widgets.require(ctx, task=False):
                 f"{lm.model_id}: {arch.n_layers} layers, d_model {arch.d_model}, {arch.n_heads} heads of "
                 f"d_head {arch.d_head} ({arch.n_kv_heads} key/value heads), vocabulary {arch.d_vocab}."
             )
-            st.code(
-                "with model.trace(prompt):\n"
-                f"    z = model.{arch.blocks_path}[{res.layer}].{arch.out_proj_path}.input.save()"
-                "  # [batch, pos, n_heads * d_head]\n"
-                f"    h = model.{arch.blocks_path}[{res.layer}].output.save()  # [batch, pos, d_model]\n"
-                f"    logits = model.{arch.unembed_path}.output[:, -1].save()  # [batch, d_vocab]\n"
-                "z_heads = z.reshape(*z.shape[:-1], n_heads, d_head)  # [batch, pos, n_heads, d_head]",
-                language="python",
-            )
+            st.code(trace_code(arch, res.layer), language="python")
             widgets.nnsight_code(
                 "the next-token top-k of this prompt",
                 lambda: next_token_script(ctx.spec, prompt, len(res.top)),
                 "lesson_next_token.py",
             )
             st.subheader("Attention patterns")
-            if state.bound(
-                st,
-                "toggle",
-                "Show attention pattern",
-                key="show_attention",
+            widgets.attention_view(
+                ctx,
+                prompt,
+                int(layer),
                 help="Every head's attention over this prompt at the layer above (circuitsvis, offline; "
                 "about 1.3 MB of JavaScript, so drawn only when asked for)",
-            ):
-                att = running.run(
-                    "Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, int(layer), lm)
-                )
-                if att is not None:
-                    circuits.show_attention(*att)
+            )
     st.info(lesson.NDIF)
 lesson.footer(N)

@@ -32,11 +32,7 @@ if widgets.require(ctx):
             lambda _progress: compute.query_effects(ctx.spec, task, settings, layer, N_TABLE, lm, _progress),
         )
         if rows:
-            c1, c2, c3 = st.columns(3)
-            base = sweep.accuracy(sweep.zero_shot_baseline)
-            widgets.accuracy_metric(c1, "Zero-shot", base)
-            widgets.accuracy_metric(c2, f"Zero-shot + h (layer {layer})", sweep.accuracy(sweep.by_layer[layer]), base)
-            widgets.accuracy_metric(c3, "In-context", sweep.accuracy(sweep.icl_accuracy))
+            widgets.hvector_metrics(st.columns(3), sweep, layer, f"Zero-shot + h (layer {layer})")
             st.subheader(f"Each query, without and with the h-vector of layer {layer}")
             st.dataframe(
                 pd.DataFrame([r.row() for r in rows]).style.format({"Δ log p(answer)": "{:+.2f}"}),
@@ -50,13 +46,8 @@ if widgets.require(ctx):
                 "change in the log-probability of the answer's first token."
             )
             st.plotly_chart(
-                figures.layer_curves(
-                    {"zero-shot + h-vector": sweep.by_layer},
-                    f"The h-vector of each layer added ({sweep.n_eval} queries; shaded: 95% interval)",
-                    baselines={"zero-shot": sweep.zero_shot_baseline, "in-context": sweep.icl_accuracy},
-                    intervals={"zero-shot + h-vector": [a.interval for a in sweep.curve]},
-                    counts={"zero-shot + h-vector": sweep.n_eval},
-                    marked=layer,
+                figures.hvector_sweep(
+                    sweep, f"The h-vector of each layer added ({sweep.n_eval} queries; shaded: 95% interval)", layer
                 ),
                 key="lesson_sweep",
             )

@@ -74,12 +74,7 @@ if widgets.require(ctx):
                 f"lesson_function_vector_{task.name}.py",
             )
             st.plotly_chart(
-                figures.bars(
-                    [t for t, _ in rep.decoded_tokens],
-                    [s for _, s in rep.decoded_tokens],
-                    "Tokens the vector promotes (decoded)",
-                    "logit",
-                ),
+                figures.decoded_tokens(rep.decoded_tokens, "Tokens the vector promotes (decoded)"),
                 key="lesson_decoded",
             )
             st.subheader("Steering free text with it")

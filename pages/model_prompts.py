@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.predict import tokens
 from core.scripts.predict import next_token_script, predict_script
-from dashboard import circuits, compute, figures, running, sidebar, state, widgets
+from dashboard import compute, figures, running, sidebar, widgets
 
 st.title("Model & prompts")
 widgets.explain(
@@ -60,18 +60,13 @@ if widgets.require(ctx):
             )
         st.dataframe(pd.DataFrame(pred.table()), width="stretch", key="pred_table")
         st.subheader("Attention patterns")
-        if state.bound(
-            st,
-            "toggle",
-            "Show attention pattern",
-            key="show_attention",
+        widgets.attention_view(
+            ctx,
+            prompt,
+            None,
             help="Every head's attention over this prompt at one layer (circuitsvis: an interactive view "
             "that loads about 1.3 MB of JavaScript, so it is drawn only when asked for)",
-        ):
-            layer = st.slider("Layer", 0, lm.arch.n_layers - 1, min(lm.arch.n_layers - 1, lm.arch.n_layers * 2 // 3))
-            att = running.run("Computing attention", lambda _progress: compute.attention(ctx.spec, prompt, layer, lm))
-            if att is not None:
-                circuits.show_attention(*att)
+        )
         widgets.nnsight_code(  # the script behind these numbers
             "predictions and in-context accuracy",
             lambda: predict_script(

@@ -30,18 +30,10 @@ if widgets.require(ctx):
     )
     if res:
         best = res.best_layer
-        c1, c2, c3 = st.columns(3)
-        base = res.accuracy(res.zero_shot_baseline)
-        widgets.accuracy_metric(c1, "Zero-shot", base)
-        widgets.accuracy_metric(c2, f"Zero-shot + h (best: layer {best})", res.accuracy(res.by_layer[best]), base)
-        widgets.accuracy_metric(c3, "In-context", res.accuracy(res.icl_accuracy))
+        widgets.hvector_metrics(st.columns(3), res, best, f"Zero-shot + h (best: layer {best})")
         st.plotly_chart(
-            figures.layer_curves(
-                {"zero-shot + h-vector": res.by_layer},
-                f"h-vector layer sweep: {task.name} ({res.n_eval} queries; shaded: 95% interval)",
-                baselines={"zero-shot": res.zero_shot_baseline, "in-context": res.icl_accuracy},
-                intervals={"zero-shot + h-vector": [a.interval for a in res.curve]},
-                counts={"zero-shot + h-vector": res.n_eval},
+            figures.hvector_sweep(
+                res, f"h-vector layer sweep: {task.name} ({res.n_eval} queries; shaded: 95% interval)"
             ),
             key="hvector_sweep",
         )

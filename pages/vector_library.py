@@ -107,11 +107,8 @@ if widgets.require(ctx, task=False):
         left, right = st.columns(2)
         if decoded:
             left.plotly_chart(
-                figures.bars(
-                    [t for t, _ in decoded],
-                    [s for _, s in decoded],
-                    "Tokens the vector promotes" + (" (mean over positions)" if vec.values.dim() == 2 else ""),
-                    "logit",
+                figures.decoded_tokens(
+                    decoded, "Tokens the vector promotes" + (" (mean over positions)" if vec.values.dim() == 2 else "")
                 ),
                 key="lib_decode",
             )
