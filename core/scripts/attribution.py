@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from core.models import ModelSpec
 from core.prompts import PromptSettings, icl_prompts
-from core.scripts.common import TOKEN_HELPERS, WILSON, assemble, header, layout_block, literal, load_block, print_block
+from core.scripts.common import WILSON, assemble, header, literal, model_blocks, print_block
 from core.scripts.traces import (
     MEAN_ACTIVATIONS,
     MEANS_DOC,
@@ -61,10 +61,7 @@ result = {
     )
     return assemble(
         header(f"Mean head activations on the task {task.name!r}", MEANS_DOC),
-        load_block(spec),
-        f"MODEL_ID = {spec.model_id!r}  # the name FV Studio reports",
-        layout_block(),
-        TOKEN_HELPERS,
+        *model_blocks(spec),
         WILSON,
         MEAN_ACTIVATIONS,
         settings_block(task, settings),
@@ -142,10 +139,7 @@ result = {{
             "and the rise of the answer's " + ("probability" if metric == "prob" else "log-probability") + " is "
             "its indirect effect, averaged over prompts.",
         ),
-        load_block(spec),
-        f"MODEL_ID = {spec.model_id!r}  # the name FV Studio reports",
-        layout_block(),
-        TOKEN_HELPERS,
+        *model_blocks(spec),
         WILSON,
         MEASUREMENTS,
         MEAN_ACTIVATIONS,

@@ -228,3 +228,15 @@ def write_script(path: str | Path, source: str) -> Path:
     Raises ``OSError`` for a file that cannot be written (the CLI turns it into one line)."""
     ast.parse(source, filename=str(path))  # a script that does not parse is a bug here, not for the user
     return write_atomic(path, source.encode("utf-8"))
+
+
+def model_blocks(spec: ModelSpec) -> tuple[str, ...]:
+    """The opening every analysis script shares, as blocks for :func:`assemble`: the model loaded
+    as the app loads it, the name FV Studio reports, the architecture's module paths, and the
+    token helpers."""
+    return (
+        load_block(spec),
+        f"MODEL_ID = {spec.model_id!r}  # the name FV Studio reports",
+        layout_block(),
+        TOKEN_HELPERS,
+    )

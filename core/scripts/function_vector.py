@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from core.models import ModelSpec
 from core.prompts import PromptSettings, held_out_prompts, icl_prompts, split_task
-from core.scripts.common import TOKEN_HELPERS, assemble, header, layout_block, literal, load_block, print_block
+from core.scripts.common import assemble, header, literal, model_blocks, print_block
 from core.scripts.traces import (
     MEAN_ACTIVATIONS,
     MEANS_DOC,
@@ -133,10 +133,7 @@ result = {{
             MEANS_DOC + " The chosen heads' mean outputs, through the out-projection, sum to the function "
             "vector; it is added at the last token of held-out zero-shot and shuffled-label prompts.",
         ),
-        load_block(spec),
-        f"MODEL_ID = {spec.model_id!r}  # the name FV Studio reports",
-        layout_block(),
-        TOKEN_HELPERS,
+        *model_blocks(spec),
         MEASUREMENTS,
         MEAN_ACTIVATIONS,
         BUILD_VECTOR,

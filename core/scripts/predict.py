@@ -12,13 +12,11 @@ from collections.abc import Sequence
 
 from core.models import ModelSpec
 from core.scripts.common import (
-    TOKEN_HELPERS,
     WILSON,
     assemble,
     header,
-    layout_block,
     literal,
-    load_block,
+    model_blocks,
     print_block,
 )
 from core.scripts.traces import MEASUREMENTS
@@ -71,10 +69,7 @@ result = {
             "Each in-context prompt (demonstrations, then a query) and each query alone runs through "
             "the model; the top-1 next token is compared with the first token of the answer.",
         ),
-        load_block(spec),
-        f"MODEL_ID = {spec.model_id!r}  # the name FV Studio reports",
-        layout_block(),
-        TOKEN_HELPERS,
+        *model_blocks(spec),
         WILSON,
         MEASUREMENTS,
         data,
@@ -101,10 +96,7 @@ result = {{
 }}"""
     return assemble(
         header("Next-token predictions of one prompt", "The probabilities of the most likely next tokens."),
-        load_block(spec),
-        f"MODEL_ID = {spec.model_id!r}  # the name FV Studio reports",
-        layout_block(),
-        TOKEN_HELPERS,
+        *model_blocks(spec),
         MEASUREMENTS,
         compute,
         print_block(),

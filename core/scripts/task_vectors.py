@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from core.models import ModelSpec
 from core.prompts import PromptSettings, held_out_prompts, icl_prompts, split_task
-from core.scripts.common import TOKEN_HELPERS, assemble, header, layout_block, load_block, print_block
+from core.scripts.common import assemble, header, model_blocks, print_block
 from core.scripts.traces import (
     MEAN_ACTIVATIONS,
     MEASUREMENTS,
@@ -63,10 +63,7 @@ if LAYER is not None:
             "The residual stream after each block at the last token, averaged over clean in-context "
             "prompts, is added at that block to held-out zero-shot queries; top-1 accuracy per layer.",
         ),
-        load_block(spec),
-        f"MODEL_ID = {spec.model_id!r}  # the name FV Studio reports",
-        layout_block(),
-        TOKEN_HELPERS,
+        *model_blocks(spec),
         MEASUREMENTS,
         MEAN_ACTIVATIONS,
         settings_block(task, settings),
