@@ -178,3 +178,15 @@ def random_direction(lm, n_pos: int | None = None, seed: int = 0) -> torch.Tenso
     g = torch.Generator().manual_seed(seed)
     shape = (lm.arch.d_model,) if n_pos is None else (n_pos, lm.arch.d_model)
     return torch.randn(shape, generator=g)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright, one per test module (the browser tests)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import browser_helpers as H
+
+    with sync_api.sync_playwright() as p:
+        b = H.launch(p)
+        yield b
+        b.close()

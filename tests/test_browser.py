@@ -64,14 +64,6 @@ def app_url(app_data, tmp_path_factory):
         print(f"  {seconds:6.1f} s  {what}")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = H.launch(p)
-        yield b
-        b.close()
-
-
 class Clock:
     def __init__(self, test: str):
         self.test, self.t0 = test, time.monotonic()

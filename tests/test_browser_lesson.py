@@ -33,14 +33,6 @@ def app_url(tmp_path_factory):
     print(f"\nstreamlit log: {log}")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = H.launch(p)
-        yield b
-        b.close()
-
-
 def test_lesson_walk_and_shared_link(app_url, browser, monkeypatch):
     monkeypatch.setattr(H, "BUSY", L.BUSY)
     page = H.new_page(browser)
