@@ -23,19 +23,9 @@ from core.prompts import check_template
 from core.tasks import load_builtin, parse_lines
 from dashboard import compute, state
 
-SIDEBAR_PROMPTS = (1, 50)  # the sidebar's "Prompts per batch" slider
-SIDEBAR_SEED = (0, 10_000)  # the sidebar's "Seed" input
-FV_COEFF = (-10.0, 10.0)  # the Function vector page's "Coefficient" input
-STEER_SEED = (0, 1_000_000)  # the Steer page's sampling "Seed" input
-TOP_K_MAX = 50  # the Head attribution page's "k (top heads)" slider
-COMPARE_K, COMPARE_N_EVAL = (1, 30), (5, 50)  # the Compare tasks page's sliders
-REPORT_K = (1, 30)  # the Task report's "Heads in the function vector"
-LESSON_FV_COEFF = (0.0, 10.0)  # lesson step 3: the steering coefficient input
-LESSON_MAX_NEW = (1, 100)  # lesson step 4: "New tokens"
-LESSON_CAA_COEFF = (-20.0, 20.0)  # lesson step 5: "Coefficient"
 STEER_MODES = {"last": state.STEER_LAST, "prompt": state.STEER_PROMPT}
 DECODINGS = (state.GREEDY, state.SAMPLING)
-BUILT_IN, TYPED = "Built-in task", "Type examples"  # dashboard.sidebar.SOURCES
+BUILT_IN, TYPED = state.SOURCES[:2]
 DEFAULT_TEXT = {  # what a dropped parameter falls back to, where its default value does not say it
     "manual_heads": "the top-k heads",
     "steer_vector": "the newest vector",
@@ -117,7 +107,9 @@ def _fv_layer(text: str, lm: LoadedModel) -> int | str:
 
 
 def _top_k(text: str, lm: LoadedModel) -> int:
-    return checks.parse_whole(text, "number of top heads (k)", 1, min(TOP_K_MAX, lm.arch.n_layers * lm.arch.n_heads))
+    return checks.parse_whole(
+        text, "number of top heads (k)", 1, min(state.TOP_K_MAX, lm.arch.n_layers * lm.arch.n_heads)
+    )
 
 
 # --- the sidebar's settings (every page) -------------------------------------------------------
@@ -163,8 +155,8 @@ COMMON = [
     Param("task", "task_name", _read_task, _write_task),
     Param("examples", "typed_examples", _read_examples, write_examples),
     _plain("shots", "n_shots", _whole("number of shots", 0, limits.MAX_SHOTS)),
-    _plain("prompts", "n_prompts", _whole("number of prompts", *SIDEBAR_PROMPTS)),
-    _plain("seed", "seed", _whole("seed", *SIDEBAR_SEED)),
+    _plain("prompts", "n_prompts", _whole("number of prompts", *state.SIDEBAR_PROMPTS)),
+    _plain("seed", "seed", _whole("seed", *state.SIDEBAR_SEED)),
     _plain("template", "template", _template),
     _plain("corruption", "corruption", checks.check_corruption),
 ]
@@ -259,7 +251,7 @@ STEER = [
     ),
     _plain("samples", "steer_samples", _whole("number of samples", 1, limits.MAX_SAMPLES)),
     _plain("max_new", "steer_max_new", _whole("number of new tokens", 1, limits.MAX_NEW_TOKENS)),
-    _plain("sample_seed", "steer_seed", _whole("sampling seed", *STEER_SEED)),
+    _plain("sample_seed", "steer_seed", _whole("sampling seed", *state.STEER_SEED)),
     Param("generate", "steer_request", _read_generate, _write_generate, needs_model=True),  # after vector
 ]
 
@@ -290,9 +282,9 @@ LESSON = {
         HEADS[0],  # metric
         _modelled("k", "top_k", _top_k),
         _modelled("layer", "fv_layer", _fv_layer),
-        _plain("coeff", "fv_coeff", _real("coefficient", *FV_COEFF)),
+        _plain("coeff", "fv_coeff", _real("coefficient", *state.FV_COEFF)),
         _plain("prompt", "lesson_steer_prompt", _text("steering prompt")),
-        _plain("steer_coeff", "lesson_fv_coeff", _real("steering coefficient", *LESSON_FV_COEFF)),
+        _plain("steer_coeff", "lesson_fv_coeff", _real("steering coefficient", *state.LESSON_FV_COEFF)),
         _flag("run", "lesson_ran_3"),
     ],
     "lesson_4_actadd": [
@@ -306,14 +298,14 @@ LESSON = {
             lambda v: "1" if v else "0",
         ),
         _plain("samples", "lesson_samples", _whole("number of samples", 1, limits.MAX_SAMPLES)),
-        _plain("sample_seed", "lesson_add_seed", _whole("sampling seed", *SIDEBAR_SEED)),
-        _plain("max_new", "lesson_max_new", _whole("number of new tokens", *LESSON_MAX_NEW)),
+        _plain("sample_seed", "lesson_add_seed", _whole("sampling seed", *state.SIDEBAR_SEED)),
+        _plain("max_new", "lesson_max_new", _whole("number of new tokens", *state.LESSON_MAX_NEW)),
         _flag("run", "lesson_ran_4"),
     ],
     "lesson_5_caa": [
         _plain("prompt", "lesson_caa_prompt", _text("prompt to steer")),
         _modelled("layer", "sv_c_layer", _layer),
-        _plain("coeff", "lesson_caa_coeff", _real("coefficient", *LESSON_CAA_COEFF)),
+        _plain("coeff", "lesson_caa_coeff", _real("coefficient", *state.LESSON_CAA_COEFF)),
         _flag("run", "lesson_ran_5"),
     ],
 }
@@ -328,12 +320,12 @@ def _tasks(text: str) -> list[str]:
 COMPARE = [
     HEADS[0],  # metric
     _plain("tasks", "compare_tasks", _tasks, ",".join),
-    _plain("k", "compare_top_k", _whole("number of top heads (k)", *COMPARE_K)),
+    _plain("k", "compare_top_k", _whole("number of top heads (k)", *state.COMPARE_K)),
     _modelled("layer", "compare_layer", _fv_layer),
-    _plain("n_eval", "compare_n_eval", _whole("number of test queries", *COMPARE_N_EVAL)),
+    _plain("n_eval", "compare_n_eval", _whole("number of test queries", *state.COMPARE_N_EVAL)),
 ]
 REPORT = [  # its Run button is not carried: the report runs when asked
-    _plain("k", "report_heads", _whole("number of heads", *REPORT_K)),
+    _plain("k", "report_heads", _whole("number of heads", *state.REPORT_K)),
     _plain("prompt", "report_prompt", _text("prompt")),
 ]
 
@@ -346,7 +338,7 @@ PAGE_PARAMS: dict[str, list[Param]] = {
     "function_vector": [
         *HEADS,
         _modelled("layer", "fv_layer", _fv_layer),
-        _plain("coeff", "fv_coeff", _real("coefficient", *FV_COEFF)),
+        _plain("coeff", "fv_coeff", _real("coefficient", *state.FV_COEFF)),
     ],
     "steer": STEER,
     "steering_vectors": STEERING_VECTORS,

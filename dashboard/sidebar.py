@@ -22,7 +22,7 @@ from core.server_config import ServerConfig
 from core.tasks import Task, builtin_names, describe, load_builtin, parse_file, parse_lines
 from dashboard import compute, recipes, server, state
 
-SOURCES = ["Built-in task", "Type examples", "Upload a file"]
+SOURCES = state.SOURCES
 
 
 @dataclass
@@ -197,8 +197,8 @@ def _prompt_section(task: Task | None) -> PromptSettings | None:
         on_change=_remember_shots,
         disabled=max_shots == 0,
     )
-    st.sidebar.slider("Prompts per batch", 1, 50, key="n_prompts")
-    st.sidebar.number_input("Seed", 0, 10_000, key="seed")
+    st.sidebar.slider("Prompts per batch", *state.SIDEBAR_PROMPTS, key="n_prompts")
+    st.sidebar.number_input("Seed", *state.SIDEBAR_SEED, key="seed")
     st.sidebar.text_input("Template ({x} then {y})", key="template", help="Newlines are written as \\n")
     template = state.get("template").replace("\\n", "\n")
     try:

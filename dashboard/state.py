@@ -54,6 +54,21 @@ SWEEP_DEFAULTS: dict[str, Any] = {
     "run": False,
 }
 
+# The ranges of the widgets whose values a shareable link also carries: the widget and the
+# link's check (dashboard.link_params) both read them here, so a restored value always fits.
+SIDEBAR_PROMPTS = (1, 50)  # the sidebar's "Prompts per batch" slider
+SIDEBAR_SEED = (0, 10_000)  # the sidebar's "Seed" input
+FV_COEFF = (-10.0, 10.0)  # the Function vector page's "Coefficient" input
+STEER_SEED = (0, 1_000_000)  # the Steer page's sampling "Seed" input
+TOP_K_MAX = 50  # the Head attribution page's "k (top heads)" slider
+COMPARE_K = (1, 30)  # the Compare tasks page's "k (top heads per task)"
+COMPARE_N_EVAL = (5, 50)  # its "Test queries per task"
+REPORT_K = (1, 30)  # the Task report's "Heads in the function vector"
+LESSON_FV_COEFF = (0.0, 10.0)  # lesson step 3: the steering coefficient input
+LESSON_MAX_NEW = (1, 100)  # lesson step 4: "New tokens"
+LESSON_CAA_COEFF = (-20.0, 20.0)  # lesson step 5: "Coefficient"
+SOURCES = ["Built-in task", "Type examples", "Upload a file"]  # the sidebar's "Examples" radio
+
 CONTEXT = "_context"  # dashboard.sidebar: set by the entrypoint on every run, read by pages
 
 DEFAULTS: dict[str, Any] = {

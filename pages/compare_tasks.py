@@ -41,9 +41,9 @@ if widgets.require(ctx):
         help="Built-in tasks, plus the sidebar's typed or uploaded task when there is one.",
     )
     c1, c2, c3 = st.columns(3)
-    state.bound(c1, "slider", "k (top heads per task)", 1, 30, key="compare_top_k")
+    state.bound(c1, "slider", "k (top heads per task)", *state.COMPARE_K, key="compare_top_k")
     state.bound(c2, "selectbox", "Layer of the vectors", ["auto"] + list(range(lm.arch.n_layers)), key="compare_layer")
-    state.bound(c3, "slider", "Test queries per task", 5, 50, key="compare_n_eval")
+    state.bound(c3, "slider", "Test queries per task", *state.COMPARE_N_EVAL, key="compare_n_eval")
     labels = state.get("compare_tasks")
     tasks = tuple(ctx.task if choices[x] is None else load_builtin(choices[x]) for x in labels)
     metric = state.get("metric")

@@ -37,7 +37,7 @@ if widgets.require(ctx):
         c1, c2, c3 = st.columns(3)
         layer_options = ["auto"] + list(range(lm.arch.n_layers))
         layer = state.bound(c1, "selectbox", "Layer", layer_options, key="fv_layer")
-        coeff = state.bound(c2, "number_input", "Coefficient", -10.0, 10.0, key="fv_coeff", step=0.5)
+        coeff = state.bound(c2, "number_input", "Coefficient", *state.FV_COEFF, key="fv_coeff", step=0.5)
         n_eval = c3.slider("Test queries", 5, 100, 50)
         if not heads:
             st.error("No heads selected: pick at least one head on the Head attribution page.")

@@ -82,7 +82,7 @@ if widgets.require(ctx):
         mode = state.bound(st, "radio", "Choose heads", ["Top-k", "By hand"], key="head_mode", horizontal=True)
         labels_all = [f"{l}.{h}" for l in range(lm.arch.n_layers) for h in range(lm.arch.n_heads)]
         if mode == "Top-k":
-            state.bound(st, "slider", "k (top heads)", 1, min(50, n_heads_total), key="top_k")
+            state.bound(st, "slider", "k (top heads)", 1, min(state.TOP_K_MAX, n_heads_total), key="top_k")
             selected = at.top_heads(state.get("top_k"))
         else:
             current = [x for x in state.get("manual_heads") if x in labels_all]

@@ -81,7 +81,9 @@ if widgets.require(ctx):
             c1, c2 = st.columns([3, 1])
             lesson.steering_prompt_for(task)
             prompt = state.bound(c1, "text_input", "Prompt", key="lesson_steer_prompt")
-            fv_coeff = state.bound(c2, "number_input", "Coefficient", 0.0, 10.0, key="lesson_fv_coeff", step=0.5)
+            fv_coeff = state.bound(
+                c2, "number_input", "Coefficient", *state.LESSON_FV_COEFF, key="lesson_fv_coeff", step=0.5
+            )
             try:
                 held, removed = without_prompt_pairs(task, prompt)
             except UserInputError as exc:

@@ -47,7 +47,7 @@ if widgets.require(ctx, task=False):
         c3, c4, c5 = st.columns(3)
         _field(c3, "number_input", "Comparisons (samples)", 1, limits.MAX_SAMPLES, key="lesson_samples")
         _field(c4, "number_input", "Seed", 0, 10_000, key="lesson_add_seed")
-        _field(c5, "number_input", "New tokens", 1, 100, key="lesson_max_new")
+        _field(c5, "number_input", "New tokens", *state.LESSON_MAX_NEW, key="lesson_max_new")
         st.caption(
             f"Sampling as in the course: temperature {TEMPERATURE:g}, top-p {TOP_P:g}, repetition penalty "
             f"{REPETITION_PENALTY:g}; the unsteered and steered samples share the seed and the random numbers."

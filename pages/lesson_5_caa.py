@@ -34,7 +34,7 @@ if widgets.require(ctx, task=False):
     c1, c2, c3 = st.columns([2, 1, 1])
     state.bound(c1, "text_input", "Prompt to steer", key="lesson_caa_prompt")
     state.bound(c2, "number_input", "Layer", 0, lm.arch.n_layers - 1, key="sv_c_layer")
-    state.bound(c3, "number_input", "Coefficient", -20.0, 20.0, key="lesson_caa_coeff", step=0.5)
+    state.bound(c3, "number_input", "Coefficient", *state.LESSON_CAA_COEFF, key="lesson_caa_coeff", step=0.5)
     if pairs and st.button(f"Build from {len(pairs)} pairs and steer", type="primary", key="lesson_go_5"):
         state.set("lesson_ran_5", True)
         state.set("sv_c_pairs", pairs)  # the Steering vectors page shows the same vectors

@@ -271,7 +271,7 @@ if widgets.require(ctx, task=False):
             key="steer_samples",
             help="Per prompt, sampling only",
         )
-        _field(d[6], "number_input", "Seed", 0, 1_000_000, key="steer_seed")
+        _field(d[6], "number_input", "Seed", *state.STEER_SEED, key="steer_seed")
         st.form_submit_button("Generate", type="primary", on_click=_commit)
 
     if state.get("steer_request") not in (None, name):

@@ -42,7 +42,7 @@ if widgets.require(ctx):
 
     with st.form("report_form"):
         left, right = st.columns([1, 3])
-        state.form_field(left, "slider", "Heads in the function vector", 1, 30, key="report_heads")
+        state.form_field(left, "slider", "Heads in the function vector", *state.REPORT_K, key="report_heads")
         state.form_field(
             right,
             "text_input",
