@@ -42,13 +42,15 @@ class Prediction:
         return self.zero_shot.value
 
     def table(self) -> list[dict]:
+        """The page's rows; predicted tokens as ``repr`` so a newline or a leading space shows
+        (``'\\n'``, ``' cold'``), not a blank cell (as :meth:`core.query_effects.QueryEffect.row`)."""
         return [
             {
                 "query": q.input,
                 "target": t.strip(),
-                "prediction": p,
+                "prediction": repr(p),
                 "correct": c,
-                "zero-shot prediction": z,
+                "zero-shot prediction": repr(z),
             }
             for q, t, p, c, z in zip(
                 self.prompts.queries, self.prompts.targets, self.icl_top1, self.icl_correct, self.zero_shot_top1

@@ -18,7 +18,8 @@ from core import checks
 from core.inference import encode, first_token_ids
 from core.models import LoadedModel
 from core.patching import Edit, last_token_scores
-from core.prompts import PromptSet
+from core.prompts import PromptSet, PromptSettings, held_out_prompts
+from core.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,11 @@ def query_effects(
         )
         for i in range(n)
     ]
+
+
+def hvector_query_effects(
+    lm: LoadedModel, task: Task, settings: PromptSettings, hvector: torch.Tensor, layer: int, n: int
+) -> list[QueryEffect]:
+    """Lesson step 2's table: ``task``'s first ``n`` held-out zero-shot queries (the Task vectors
+    page's test queries) without and with the h-vector of ``layer`` (``hvector [d_model]``)."""
+    return query_effects(lm, held_out_prompts(task, settings, n)[1], layer, hvector, n)

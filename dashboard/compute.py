@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from core import fv, limits
+from core import course, fv, limits
 from core import result_keys as keys
 from core.errors import UserInputError
 from core.inference import no_progress
 from core.models import LoadedModel, ModelSpec
-from core.prompts import PromptSettings, held_out_prompts
+from core.prompts import PromptSettings
+from core.result_keys import digest  # the pages key vectors with it (compute.digest)
 from core.tasks import Task
 from dashboard.running import from_any_thread
 from dashboard.store import ResultStore
@@ -211,16 +212,7 @@ def attention(spec: ModelSpec, prompt: str, layer: int, _lm: LoadedModel, _progr
 
 
 # ---- steering: Steer, Steering vectors, Vector library ------------------------------------
-# Vectors are keyed by a digest of their values (tensors are not hashable), so two vectors
-# with the same name but different values never share a cached result.
-
-
-def digest(values: Any) -> str:
-    """A cache key for a tensor: sha1 of its float32 bytes plus its shape."""
-    import hashlib
-
-    t = values.detach().float().cpu().contiguous()
-    return f"{hashlib.sha1(t.numpy().tobytes()).hexdigest()}{tuple(t.shape)}"
+# Vectors are keyed by their digest (core.result_keys.digest, imported above for the pages).
 
 
 def vectors_for(lm: LoadedModel) -> tuple[dict[str, Any], dict[str, str], list[str]]:
@@ -292,8 +284,7 @@ def steer_pair(
             more=more,
         )
 
-    extra = (tuple((l, digest(v)) for l, v in more),) if more else ()  # keys without it are unchanged
-    return store().get(("steer", spec, prompts, key, layer, coeff, mode, max_new_tokens, decoding, *extra), make)
+    return store().get(keys.steer_key(spec, prompts, key, layer, coeff, mode, max_new_tokens, decoding, more), make)
 
 
 def actadd(spec: ModelSpec, positive: str, negative: str, layers: tuple[int, ...], _lm: LoadedModel, _progress=None):
@@ -312,7 +303,7 @@ def caa(spec: ModelSpec, pairs: tuple[tuple[str, str], ...], _lm: LoadedModel, _
     from core import steering_vectors
 
     return store().get(
-        ("caa", spec, pairs),
+        keys.caa_key(spec, pairs),
         lambda: steering_vectors.caa_vectors(_lm, list(pairs), progress=from_any_thread(_progress)),
     )
 
@@ -370,7 +361,7 @@ def anatomy(spec: ModelSpec, prompt: str, layer: int, _lm: LoadedModel, _progres
     """core.anatomy.anatomy: tokens, next-token top-k and activation shapes of one prompt."""
     from core import anatomy as an
 
-    return store().get(("anatomy", spec, prompt, layer), lambda: an.anatomy(_lm, prompt, layer))
+    return store().get(keys.anatomy_key(spec, prompt, layer), lambda: an.anatomy(_lm, prompt, layer))
 
 
 def query_effects(
@@ -381,9 +372,9 @@ def query_effects(
 
     def make():
         wb = workbench(spec, task, settings, _lm)
-        return qe.query_effects(_lm, held_out_prompts(task, settings, n)[1], layer, wb.stats.hvector[layer], n)
+        return qe.hvector_query_effects(_lm, task, settings, wb.stats.hvector[layer], layer, n)
 
-    return store().get(("query_effects", spec, task, settings, layer, n), make)
+    return store().get(keys.query_effects_key(spec, task, settings, layer, n), make)
 
 
 def hvector(
@@ -401,9 +392,9 @@ def held_out_vector(
 
     def make():
         wb = workbench(spec, task, settings, _lm, _progress)
-        return fv.make_vector(_lm, wb, list(heads), layer, name="fv_held_out")
+        return fv.make_vector(_lm, wb, list(heads), layer, name=course.HELD_OUT_FV)
 
-    return store().get(("held_out_fv", spec, task, settings, heads, layer), make)
+    return store().get(keys.held_out_fv_key(spec, task, settings, heads, layer), make)
 
 
 def addition_sum(spec: ModelSpec, additions: tuple, prepend_bos: bool, _lm: LoadedModel, _progress=None):
@@ -411,5 +402,5 @@ def addition_sum(spec: ModelSpec, additions: tuple, prepend_bos: bool, _lm: Load
     from core import additions as ad
 
     return store().get(
-        ("additions", spec, additions, prepend_bos), lambda: ad.addition_sum(_lm, list(additions), prepend_bos)
+        keys.additions_key(spec, additions, prepend_bos), lambda: ad.addition_sum(_lm, list(additions), prepend_bos)
     )

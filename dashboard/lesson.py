@@ -4,8 +4,9 @@ vectors, activation-addition steering, contrastive activation addition).
 
 Every step's text lives here (what it shows, questions with answers, where to go next); the
 pages ``pages/lesson_*.py`` only draw one button, the result and these blocks. Layers in the
-lesson's defaults are written for the default model's 30 layers and scaled to the loaded
-model (:func:`scaled_layer`), so the lesson runs on any supported model.
+lesson's defaults (:mod:`core.course`, which ``warm`` computes ahead) are written for the
+default model's 30 layers and scaled to the loaded model (:func:`core.course.scaled_layer`), so
+the lesson runs on any supported model.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from core import course
 from core.additions import Addition
 from core.steer import PairResult
 from core.tasks import Task
 from dashboard import state
 
 N_STEPS = 5
-REFERENCE_LAYERS = 30  # the default model's depth, the scale of the lesson's default layers
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,6 @@ class Step:
 def vector_name(prefix: str, task_name: str) -> str:
     """A vector name files can carry (core.vectors.check_name) for a task's vector."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{prefix}_{task_name}")[:60]
-
-
-def scaled_layer(layer: int, n_layers: int, of: int = REFERENCE_LAYERS) -> int:
-    """``layer`` of an ``of``-layer model at the same depth fraction of an ``n_layers`` model."""
-    return max(0, min(n_layers - 1, round(layer * n_layers / of)))
 
 
 NDIF = (
@@ -305,18 +301,13 @@ def prompt_diff_html(clean: str, corrupted: str) -> tuple[str, str]:
     return block(a, b, "#bbf7d0"), block(b, a, "#fecaca")
 
 
-STEP3_TASK = "country_capital"  # the course's task for steering with a function vector
-NETHERLANDS = "When you think of Netherlands, you usually think of"
-STEER_PROMPTS = {"country_capital": NETHERLANDS, "antonym": 'The word "hot" means'}  # the course's
-
-
 def steering_prompt_for(task: Task) -> None:
     """Step 3's steering prompt follows the task (the course's prompt for it, else Netherlands),
     unless the user typed one of their own."""
     if state.get("lesson_steer_for") == task.name:
         return
-    if state.get("lesson_steer_prompt") in (*STEER_PROMPTS.values(), NETHERLANDS):
-        state.set("lesson_steer_prompt", STEER_PROMPTS.get(task.name, NETHERLANDS))
+    if state.get("lesson_steer_prompt") in (*course.FV_STEER_PROMPTS.values(), course.NETHERLANDS):
+        state.set("lesson_steer_prompt", course.fv_steer_prompt(task.name))
     state.set("lesson_steer_for", task.name)
 
 

@@ -6,6 +6,13 @@ that shows the value, so a restored value never breaks its widget) and stored, a
 current value is written back (only when it differs from its default). The sidebar's settings
 are on every page (:data:`COMMON`); each page's own are in :data:`PAGE_PARAMS`, by the page's
 URL path. :mod:`dashboard.links` reads and writes them.
+
+A button's press travels too (``run=1``, ``generate=1``, ``build=1``), so a link opens on its
+result. A lesson step's or a build's press is a flag (:func:`_flag`). A press that runs for the
+current choices (Steer's Generate, Compare tasks' and Task report's Run) is stored as its request
+and written back only while that request is the current choices' (:func:`_pressed`);
+:func:`compare_request` and :func:`report_request` build the request, for the page's Run and a
+link's ``run=1`` alike.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from core import checks, limits
 from core.additions import parse_additions
 from core.attribution import METRICS
 from core.errors import UserInputError
-from core.models import LoadedModel
-from core.prompts import check_template
-from core.tasks import load_builtin, parse_lines
-from dashboard import compute, state
+from core.models import LoadedModel, ModelSpec
+from core.prompts import PromptSettings, check_template
+from core.tasks import Task, builtin_names, load_builtin, parse_lines
+from dashboard import compute, sidebar, state
+from dashboard.sidebar import Context
 
 STEER_MODES = {"last": state.STEER_LAST, "prompt": state.STEER_PROMPT}
 DECODINGS = (state.GREEDY, state.SAMPLING)
@@ -30,6 +38,8 @@ DEFAULT_TEXT = {  # what a dropped parameter falls back to, where its default va
     "manual_heads": "the top-k heads",
     "steer_vector": "the newest vector",
     "steer_request": "no generation until Generate is pressed",
+    "compare_request": "no comparison until Run is pressed",
+    "report_for": "no report until Run the report is pressed",
 }
 
 
@@ -214,14 +224,24 @@ def _write_vector() -> str | None:
     return state.get("steer_vector")
 
 
-def _write_generate() -> str | None:
-    name = state.get("steer_vector")
-    return "1" if name is not None and state.get("steer_request") == name else None
+def _pressed(name: str, key: str, request: Callable[[], Any]) -> Param:
+    """A Run-like button whose press is stored as its request (what it ran for) under ``key``,
+    and whose result shows while that request is the current choices' ``request()``: ``1`` in
+    the URL then; opening a link with ``1`` stores ``request()``, as the press does. Read after
+    the sidebar (the request can need its model, task and settings) and after the page's other
+    parameters."""
 
+    def read(text: str, lm: LoadedModel | None) -> None:
+        if checks.check_choice(text, "value (use 1)", ("1", "0")) == "1":
+            if lm is None:
+                raise UserInputError("no model is loaded to run it with.")
+            state.set(key, request())
 
-def _read_generate(text: str, _lm: LoadedModel | None) -> None:
-    if checks.check_choice(text, "value (use 1)", ("1", "0")) == "1":
-        state.set("steer_request", state.get("steer_vector"))
+    def write() -> str | None:
+        ran = state.get(key)
+        return "1" if ran is not None and ran == request() else None
+
+    return Param(name, key, read, write, needs_model=True)
 
 
 STEER = [
@@ -252,7 +272,7 @@ STEER = [
     _plain("samples", "steer_samples", _whole("number of samples", 1, limits.MAX_SAMPLES)),
     _plain("max_new", "steer_max_new", _whole("number of new tokens", 1, limits.MAX_NEW_TOKENS)),
     _plain("sample_seed", "steer_seed", _whole("sampling seed", *state.STEER_SEED)),
-    Param("generate", "steer_request", _read_generate, _write_generate, needs_model=True),  # after vector
+    _pressed("generate", "steer_request", lambda: state.get("steer_vector")),  # after vector
 ]
 
 STEERING_VECTORS = [
@@ -317,16 +337,48 @@ def _tasks(text: str) -> list[str]:
     return [load_builtin(n[:100]).name for n in names]
 
 
+def compare_choices(ctx: Context) -> dict[str, str | None]:
+    """The Compare tasks page's task options, label -> built-in name; the sidebar's typed or
+    uploaded task, when there is one, is the label ``"<name> (sidebar)"`` -> None."""
+    choices: dict[str, str | None] = {name: name for name in builtin_names()}
+    if ctx.task is not None and state.get("task_source") != BUILT_IN:
+        choices[f"{ctx.task.name} (sidebar)"] = None
+    return choices
+
+
+def compare_request(ctx: Context) -> dict[str, Any]:
+    """What Compare tasks' Run asks for with the current choices ("compare_request" holds the
+    last one): the tasks, the sidebar's prompt settings, the metric and the page's parameters."""
+    choices = compare_choices(ctx)
+    labels = [x for x in state.get("compare_tasks") if x in choices]
+    return {
+        "tasks": tuple(ctx.task if choices[x] is None else load_builtin(choices[x]) for x in labels),
+        "settings": ctx.settings,
+        "metric": state.get("metric"),
+        "top_k": int(state.get("compare_top_k")),
+        "layer": state.get("compare_layer"),
+        "n_eval": int(state.get("compare_n_eval")),
+    }
+
+
+def report_request(ctx: Context) -> tuple[ModelSpec, Task | None, PromptSettings | None]:
+    """What Task report's Run asks for ("report_for" holds the last one): the model, task and
+    prompt settings; its own fields (heads, prompt) are committed with the press."""
+    return (ctx.spec, ctx.task, ctx.settings)
+
+
 COMPARE = [
     HEADS[0],  # metric
     _plain("tasks", "compare_tasks", _tasks, ",".join),
     _plain("k", "compare_top_k", _whole("number of top heads (k)", *state.COMPARE_K)),
     _modelled("layer", "compare_layer", _fv_layer),
     _plain("n_eval", "compare_n_eval", _whole("number of test queries", *state.COMPARE_N_EVAL)),
+    _pressed("run", "compare_request", lambda: compare_request(sidebar.context())),  # after the others
 ]
-REPORT = [  # its Run button is not carried: the report runs when asked
+REPORT = [
     _plain("k", "report_heads", _whole("number of heads", *state.REPORT_K)),
     _plain("prompt", "report_prompt", _text("prompt")),
+    _pressed("run", "report_for", lambda: report_request(sidebar.context())),
 ]
 
 # the parameters of each page, by its URL path ("" is the default page); sidebar ones on all

@@ -2,8 +2,9 @@
 
 Each recipe is data: the page it opens, every session-state control it sets (keys of
 :mod:`dashboard.state`), what to look for, and what the default model (SmolLM2-135M) showed
-when it was checked. Layers are written for a 30-layer model and scaled to the loaded one
-(:func:`dashboard.lesson.scaled_layer`). The menu sits in the sidebar, so it is on every page;
+when it was checked. The experiments' own settings are :mod:`core.course`'s (``warm`` computes
+them ahead); layers are written for a 30-layer model and scaled to the loaded one
+(:func:`core.course.scaled_layer`). The menu sits in the sidebar, so it is on every page;
 "Apply" sets the controls in a callback (before any widget is drawn) and the next run opens the
 recipe's page.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 import streamlit as st
 
+from core import course
 from dashboard import lesson, state
 
 LAYER_KEYS = ("lesson_add_layer",)  # values written for 30 layers, scaled on apply
@@ -40,27 +42,41 @@ _FV_COMMON: dict[str, Any] = {
     "top_k": 10,
     "fv_layer": "auto",
     "fv_coeff": 1.0,
-    "lesson_fv_coeff": 1.0,
+    "lesson_fv_coeff": course.FV_COEFF,
     "lesson_ran_3": True,
 }
 _ACTADD_COMMON: dict[str, Any] = {
-    "lesson_bos": False,
-    "lesson_samples": 3,
-    "lesson_add_seed": 0,
-    "lesson_max_new": 40,
+    "lesson_bos": course.ADD_BOS,
+    "lesson_samples": course.ADD_SAMPLES,
+    "lesson_add_seed": course.ADD_SEED,
+    "lesson_max_new": course.ADD_MAX_NEW,
     "lesson_ran_4": True,
 }
+
+
+def _fv(task_name: str) -> dict[str, Any]:
+    return {
+        **_FV_COMMON,
+        "task_name": task_name,
+        "lesson_steer_prompt": course.fv_steer_prompt(task_name),
+        "lesson_steer_for": task_name,
+    }
+
+
+def _additions(experiment: course.AdditionsExperiment) -> dict[str, Any]:
+    return {
+        **_ACTADD_COMMON,
+        "lesson_additions": experiment.additions,
+        "lesson_add_layer": experiment.layer,
+        "lesson_add_prompt": experiment.prompt,
+    }
+
 
 RECIPES: tuple[Recipe, ...] = (
     Recipe(
         "Netherlands → Amsterdam (country-capital function vector)",
         lesson.step(3).path,
-        {
-            **_FV_COMMON,
-            "task_name": "country_capital",
-            "lesson_steer_prompt": "When you think of Netherlands, you usually think of",
-            "lesson_steer_for": "country_capital",
-        },
+        _fv("country_capital"),
         "The steered text names Amsterdam, the unsteered one only repeats 'the Netherlands'. "
         "The Netherlands → Amsterdam pair is removed from the vector's pairs (the page says so).",
         "Shown: unsteered ' the Netherlands. But what about the Netherlands? ...', steered "
@@ -71,12 +87,7 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(
         'The word "hot" means (antonym function vector)',
         lesson.step(3).path,
-        {
-            **_FV_COMMON,
-            "task_name": "antonym",
-            "lesson_steer_prompt": 'The word "hot" means',
-            "lesson_steer_for": "antonym",
-        },
+        _fv("antonym"),
         "The steered text answers 'cold'; the unsteered one talks about 'very hot'. The pair hot → cold "
         "is removed from the vector's pairs.",
         "Shown: unsteered ' \"very hot\" in the context of the sentence. ...', steered ' cold. ...' "
@@ -86,12 +97,7 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(
         '"Love" − "Hate" (activation addition)',
         lesson.step(4).path,
-        {
-            **_ACTADD_COMMON,
-            "lesson_additions": '+5 "Love "\n-5 "Hate"',
-            "lesson_add_layer": 6,
-            "lesson_add_prompt": "I hate you because",
-        },
+        _additions(course.LOVE_HATE),
         "Steered samples of 'I hate you because' turn warmer (love, care, kindness) than the unsteered ones.",
         "Shown in all 3 samples (layer 6, seed 0): unsteered ' of your past. I'm not going to tell you that.', "
         "steered ' I am your friend. ... love and loyalty are what make life worth living'.",
@@ -99,12 +105,7 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(
         "Weddings (activation addition)",
         lesson.step(4).path,
-        {
-            **_ACTADD_COMMON,
-            "lesson_additions": '+4 "I talk about weddings constantly"\n-4 "I do not talk about weddings constantly"',
-            "lesson_add_layer": 12,
-            "lesson_add_prompt": "I went up to my friend and said",
-        },
+        _additions(course.WEDDINGS),
         "Steered samples bring up weddings (marriage, bride, ceremony); unsteered ones do not.",
         "NOT shown: no steered sample mentions weddings, at the course's coefficient 4 (layer 12, the "
         "course's layer 20 of 48 scaled) nor at layers 3-12 with coefficients up to 15; the texts change "
@@ -114,12 +115,7 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(
         "The Eiffel Tower is in Rome (activation addition)",
         lesson.step(4).path,
-        {
-            **_ACTADD_COMMON,
-            "lesson_additions": '+10 "The Eiffel Tower is in Rome"\n-10 "The Eiffel Tower is in France"',
-            "lesson_add_layer": 15,
-            "lesson_add_prompt": "To see the eiffel tower, people flock to",
-        },
+        _additions(course.EIFFEL_ROME),
         "Steered samples send people to Rome or Italy instead of Paris or France.",
         "Partly shown: 2 of 3 steered samples (layer 15, the course's 24 of 48 scaled, seed 0) turn "
         "Roman ('The Roman Forum ... Italian festival', 'the Colosseum'); the unsteered ones mention Paris.",
@@ -134,7 +130,7 @@ def by_label(label: str) -> Recipe | None:
 def _n_layers() -> int:
     ctx = state.get(state.CONTEXT)
     lm = getattr(ctx, "lm", None)
-    return lm.arch.n_layers if lm is not None else lesson.REFERENCE_LAYERS
+    return lm.arch.n_layers if lm is not None else course.REFERENCE_LAYERS
 
 
 def apply(label: str) -> None:
@@ -144,7 +140,7 @@ def apply(label: str) -> None:
         return
     for key, value in recipe.settings.items():
         if key in LAYER_KEYS:
-            value = lesson.scaled_layer(value, _n_layers())
+            value = course.scaled_layer(value, _n_layers())
         state.set(key, value)
     state.set("recipe_active", recipe.label)
     state.set("recipe_go", recipe.page)

@@ -25,6 +25,7 @@ from typing import Any
 
 import streamlit as st
 
+from core import course
 from core.models import DEFAULT_MODEL
 from core.prompts import DEFAULT_TEMPLATE
 
@@ -34,16 +35,7 @@ DEFAULT_TYPED = "hot -> cold\nbig -> small\nfast -> slow\nhappy -> sad\nup -> do
 STEER_LAST, STEER_PROMPT = "every step at the last position", "at the prompt's first positions"
 GREEDY, SAMPLING = "greedy", "sampling"
 PAIRS_TYPED, PAIRS_UPLOAD = "Type pairs", "Upload a file"
-DEFAULT_PAIRS = "\n".join(
-    [
-        "I love spending time with you. | I hate spending time with you.",
-        "What a wonderful day this is! | What a terrible day this is!",
-        "This film made me so happy. | This film made me so angry.",
-        "You are my best friend. | You are my worst enemy.",
-        "The food here is delicious. | The food here is disgusting.",
-        "I feel great about the future. | I feel awful about the future.",
-    ]
-)
+DEFAULT_PAIRS = "\n".join(f"{pos} | {neg}" for pos, neg in course.CAA_PAIRS)  # one "positive | negative" per line
 SWEEP_DEFAULTS: dict[str, Any] = {
     "prompt": "I hate you because",
     "layers": None,  # set from the vector's layer
@@ -147,23 +139,24 @@ DEFAULTS: dict[str, Any] = {
     **{f"{p}_{name}": value for p in ("sv_a_sweep", "sv_c_sweep") for name, value in SWEEP_DEFAULTS.items()},
     # ---- the guided lesson (pages/lesson_*.py) and the Recipes menu (dashboard/recipes.py) ----
     # each step's button sets its "lesson_ran_<n>" (results stay on screen); a recipe sets the
-    # controls below and the step's flag, then opens the page. Layers are None: each page sets
-    # the default scaled to the model (dashboard.lesson.scaled_layer).
+    # controls below and the step's flag, then opens the page. The values are core.course's
+    # (what `warm` computes ahead); layers are None: each page sets core.course's layer scaled
+    # to the model (core.course.scaled_layer).
     **{f"lesson_ran_{n}": False for n in range(1, 6)},
-    "lesson_prompt": "The Eiffel Tower is in the city of",  # step 1
+    "lesson_prompt": course.ANATOMY_PROMPT,  # step 1
     "lesson_layer": None,  # step 1: the layer whose shapes are shown
-    "lesson_steer_prompt": "When you think of Netherlands, you usually think of",  # step 3
+    "lesson_steer_prompt": course.NETHERLANDS,  # step 3
     "lesson_steer_for": None,  # step 3: the task the prompt was chosen for (dashboard.lesson)
-    "lesson_fv_coeff": 1.0,  # step 3: the function vector's coefficient in free generation
-    "lesson_additions": '+5 "Love "\n-5 "Hate"',  # step 4: one `coefficient "prompt"` per line
-    "lesson_add_layer": None,  # step 4 (6 of 30 layers)
-    "lesson_add_prompt": "I hate you because",
-    "lesson_bos": False,
-    "lesson_samples": 3,
-    "lesson_add_seed": 0,
-    "lesson_max_new": 40,
-    "lesson_caa_prompt": "I hate you because",  # step 5
-    "lesson_caa_coeff": 4.0,
+    "lesson_fv_coeff": course.FV_COEFF,  # step 3: the function vector's coefficient in free generation
+    "lesson_additions": course.LOVE_HATE.additions,  # step 4: one `coefficient "prompt"` per line
+    "lesson_add_layer": None,  # step 4 (course.LOVE_HATE.layer, scaled)
+    "lesson_add_prompt": course.LOVE_HATE.prompt,
+    "lesson_bos": course.ADD_BOS,
+    "lesson_samples": course.ADD_SAMPLES,
+    "lesson_add_seed": course.ADD_SEED,
+    "lesson_max_new": course.ADD_MAX_NEW,
+    "lesson_caa_prompt": course.CAA_PROMPT,  # step 5
+    "lesson_caa_coeff": course.CAA_COEFF,
     "recipe_choice": None,  # the Recipes menu's selection (a recipe's label)
     "recipe_active": None,  # the label of the recipe applied last: its "what to look for"
     "recipe_go": None,  # the page a recipe opens on the next run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core import course
 from core.anatomy import trace_code
 from core.scripts.predict import next_token_script
 from dashboard import compute, figures, lesson, running, sidebar, state, widgets
@@ -15,7 +16,7 @@ ctx = sidebar.context()
 if widgets.require(ctx, task=False):
     lm = ctx.lm
     if state.get("lesson_layer") is None or state.get("lesson_layer") >= lm.arch.n_layers:
-        state.set("lesson_layer", lesson.scaled_layer(20, lm.arch.n_layers))
+        state.set("lesson_layer", course.scaled_layer(course.ANATOMY_LAYER, lm.arch.n_layers))
     c1, c2 = st.columns([3, 1])
     prompt = state.bound(c1, "text_input", "Prompt", key="lesson_prompt")
     layer = state.bound(c2, "number_input", "Layer", 0, lm.arch.n_layers - 1, key="lesson_layer")

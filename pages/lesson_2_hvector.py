@@ -5,12 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core import course
 from core.scripts.task_vectors import hvector_script
 from dashboard import compute, figures, lesson, running, saving, sidebar, state, widgets
 
 N = 2
-N_EVAL = 50  # the Task vectors page's default: the sweep is the same stored result
-N_TABLE = 12  # queries in the per-query table
 lesson.header(N)
 ctx = sidebar.context()
 if widgets.require(ctx):
@@ -24,12 +23,12 @@ if widgets.require(ctx):
         )
         sweep = wb and running.run(
             "Adding the h-vector at every layer",
-            lambda _progress: compute.hvector_sweep(ctx.spec, task, settings, N_EVAL, lm, _progress),
+            lambda _progress: compute.hvector_sweep(ctx.spec, task, settings, course.N_EVAL, lm, _progress),
         )
         layer = sweep.best_layer if sweep else None
         rows = sweep and running.run(
             "Scoring each query",
-            lambda _progress: compute.query_effects(ctx.spec, task, settings, layer, N_TABLE, lm, _progress),
+            lambda _progress: compute.query_effects(ctx.spec, task, settings, layer, course.N_TABLE, lm, _progress),
         )
         if rows:
             widgets.hvector_metrics(st.columns(3), sweep, layer, f"Zero-shot + h (layer {layer})")
@@ -53,7 +52,7 @@ if widgets.require(ctx):
             )
             widgets.nnsight_code(
                 "the h-vector and its layer sweep",
-                lambda: hvector_script(ctx.spec, task, settings, N_EVAL, layer=layer),
+                lambda: hvector_script(ctx.spec, task, settings, course.N_EVAL, layer=layer),
                 f"lesson_hvector_{task.name}.py",
             )
             st.subheader("Save the h-vector")

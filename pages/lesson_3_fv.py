@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core import course
 from core.errors import UserInputError
 from core.held_out import without_prompt_pairs
 from core.scripts.attribution import attribution_script
@@ -15,13 +16,11 @@ from core.steer import Decoding
 from dashboard import compute, figures, lesson, running, sidebar, state, widgets
 
 N = 3
-N_EVAL = 50  # the Function vector page's default: the same stored report
-MAX_NEW = 30
 lesson.header(N)
 ctx = sidebar.context()
 if widgets.require(ctx):
     lm, task, settings = ctx.lm, ctx.task, ctx.settings
-    lesson.course_task_hint(task, lesson.STEP3_TASK)
+    lesson.course_task_hint(task, course.FV_TASK)
     metric = state.get("metric")
     if st.button("Find the heads and build the function vector", type="primary", key="lesson_go_3"):
         state.set("lesson_ran_3", True)
@@ -38,7 +37,7 @@ if widgets.require(ctx):
         rep = at and running.run(
             "Evaluating the function vector",
             lambda _progress: compute.fv_report(
-                ctx.spec, task, settings, metric, tuple(heads), layer, N_EVAL, coeff, lm, _progress
+                ctx.spec, task, settings, metric, tuple(heads), layer, course.N_EVAL, coeff, lm, _progress
             ),
         )
         if rep:
@@ -70,7 +69,9 @@ if widgets.require(ctx):
             widgets.fv_metrics(st.columns(5), rep)
             widgets.nnsight_code(
                 "the function vector, its evaluation and decoding",
-                lambda: fv_script(ctx.spec, task, settings, rep.heads, rep.layer, N_EVAL, rep.coeff, rep.layer_choice),
+                lambda: fv_script(
+                    ctx.spec, task, settings, rep.heads, rep.layer, course.N_EVAL, rep.coeff, rep.layer_choice
+                ),
                 f"lesson_function_vector_{task.name}.py",
             )
             st.plotly_chart(
@@ -110,7 +111,7 @@ if widgets.require(ctx):
                         rep.layer,
                         float(fv_coeff),
                         "last",
-                        MAX_NEW,
+                        course.FV_MAX_NEW,
                         Decoding(),
                         lm,
                         _progress,
@@ -129,7 +130,7 @@ if widgets.require(ctx):
                             rep.layer,
                             float(fv_coeff),
                             "last",
-                            MAX_NEW,
+                            course.FV_MAX_NEW,
                         ),
                         "lesson_fv_steer.py",
                     )

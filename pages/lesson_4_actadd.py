@@ -5,16 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import limits
+from core import course, limits
 from core.additions import MAX_ADDITIONS, parse_additions, with_bos
 from core.errors import UserInputError
 from core.scripts.steering import steer_script
 from core.scripts.steering_vectors import AdditionsSource
-from core.steer import Decoding
 from dashboard import compute, lesson, running, sidebar, state, widgets
 
 N = 4
-TOP_P, REPETITION_PENALTY, TEMPERATURE = 0.3, 1.2, 1.0  # the course's sampling settings
 KEYS = [
     "lesson_additions",
     "lesson_add_layer",
@@ -30,7 +28,7 @@ ctx = sidebar.context()
 if widgets.require(ctx, task=False):
     lm = ctx.lm
     if state.get("lesson_add_layer") is None or state.get("lesson_add_layer") >= lm.arch.n_layers:
-        state.set("lesson_add_layer", lesson.scaled_layer(6, lm.arch.n_layers))
+        state.set("lesson_add_layer", course.scaled_layer(course.LOVE_HATE.layer, lm.arch.n_layers))
     with st.form("lesson_add_form"):
         c1, c2 = st.columns([2, 1])
         _field(
@@ -49,8 +47,8 @@ if widgets.require(ctx, task=False):
         _field(c4, "number_input", "Seed", 0, 10_000, key="lesson_add_seed")
         _field(c5, "number_input", "New tokens", *state.LESSON_MAX_NEW, key="lesson_max_new")
         st.caption(
-            f"Sampling as in the course: temperature {TEMPERATURE:g}, top-p {TOP_P:g}, repetition penalty "
-            f"{REPETITION_PENALTY:g}; the unsteered and steered samples share the seed and the random numbers."
+            f"Sampling as in the course: temperature {course.ADD_TEMPERATURE:g}, top-p "
+            f"{course.ADD_TOP_P:g}, repetition penalty {course.ADD_REPETITION_PENALTY:g}; the unsteered and steered samples share the seed and the random numbers."
         )
         st.form_submit_button("Steer", type="primary", on_click=state.committer(KEYS, "lesson_ran_4"))
     if state.get("lesson_ran_4"):
@@ -80,14 +78,7 @@ if widgets.require(ctx, task=False):
                 width="stretch",
                 key="lesson_add_tokens",
             )
-            decoding = Decoding(
-                sample=True,
-                temperature=TEMPERATURE,
-                top_p=TOP_P,
-                repetition_penalty=REPETITION_PENALTY,
-                n_samples=int(state.get("lesson_samples")),
-                seed=int(state.get("lesson_add_seed")),
-            )
+            decoding = course.add_sampling(int(state.get("lesson_samples")), int(state.get("lesson_add_seed")))
             gen_prompt = with_bos(lm, prompt) if bos else prompt
             pairs = running.run(
                 "Generating",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import steering_vectors
+from core import course, steering_vectors
 from core.errors import UserInputError
 from core.pairs import parse_pairs
 from core.scripts.steering import steer_script
@@ -13,13 +13,12 @@ from core.steer import Decoding
 from dashboard import compute, figures, lesson, running, sidebar, state, widgets
 
 N = 5
-MAX_NEW = 30
 lesson.header(N)
 ctx = sidebar.context()
 if widgets.require(ctx, task=False):
     lm = ctx.lm
     if state.get("sv_c_layer") is None or state.get("sv_c_layer") >= lm.arch.n_layers:
-        state.set("sv_c_layer", round(0.4 * (lm.arch.n_layers - 1)))  # the Steering vectors page's default
+        state.set("sv_c_layer", course.caa_layer(lm.arch.n_layers))  # the Steering vectors page's default
     st.caption(
         "The pairs are the Steering vectors page's (*Contrastive pairs* tab): edit them there; "
         "the first three are shown here."
@@ -65,7 +64,7 @@ if widgets.require(ctx, task=False):
                     layer,
                     coeff,
                     "last",
-                    MAX_NEW,
+                    course.CAA_MAX_NEW,
                     Decoding(),
                     lm,
                     _progress,
@@ -75,7 +74,9 @@ if widgets.require(ctx, task=False):
                 lesson.show_pair(pair[0], f"With CAA (layer {layer}, coefficient {coeff:g}, greedy)")
                 widgets.nnsight_code(
                     "this steered generation (the CAA vector rebuilt in the script)",
-                    lambda: steer_script(ctx.spec, [prompt], CAASource(tuple(pairs)), layer, coeff, "last", MAX_NEW),
+                    lambda: steer_script(
+                        ctx.spec, [prompt], CAASource(tuple(pairs)), layer, coeff, "last", course.CAA_MAX_NEW
+                    ),
                     "lesson_caa.py",
                 )
 lesson.footer(N)

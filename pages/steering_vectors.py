@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import checks, limits, steering_vectors
+from core import checks, course, limits, steering_vectors
 from core.errors import UserInputError
 from core.pairs import parse_pairs, parse_pairs_file
 from core.scripts.steering_vectors import ActAddSource, CAASource, build_script
@@ -285,7 +285,7 @@ if widgets.require(ctx, task=False):
             if caa is not None:
                 st.caption(f"{len(pairs)} pairs; first: {pairs[0][0]!r} vs {pairs[0][1]!r}.".replace("`", "'"))
                 if state.get("sv_c_layer") is None or state.get("sv_c_layer") >= lm.arch.n_layers:
-                    state.set("sv_c_layer", round(0.4 * (lm.arch.n_layers - 1)))
+                    state.set("sv_c_layer", course.caa_layer(lm.arch.n_layers))
                 norms = _norms(ctx, state.get("sv_c_sweep_prompt"))
                 v_norms = steering_vectors.row_norms(caa)
                 layer = state.bound(st, "slider", "Layer of the vector", 0, lm.arch.n_layers - 1, key="sv_c_layer")

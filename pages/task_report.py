@@ -10,7 +10,7 @@ from core.report import ReportOptions
 from core.report_html import render
 from core.scripts.attribution import attribution_script
 from core.scripts.function_vector import fv_script
-from dashboard import compute, running, sidebar, state, widgets
+from dashboard import compute, link_params, running, sidebar, state, widgets
 
 st.title("Task report")
 widgets.explain(
@@ -24,7 +24,7 @@ widgets.explain(
 ctx = sidebar.context()
 if widgets.require(ctx):
     lm, task, settings = ctx.lm, ctx.task, ctx.settings
-    run_key = (ctx.spec, task, settings)
+    run_key = link_params.report_request(ctx)  # a link's run=1 stores the same on opening
     chosen = state.get("n_shots")
     capped = (
         f" (you chose {chosen}; these {len(task)} examples allow at most {settings.n_shots})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 from app_helpers import errors as _errors
 from app_helpers import frame as _table
@@ -24,6 +26,8 @@ def test_model_page_typed_examples(tmp_path, monkeypatch):
     table = _table(at, "prediction")
     assert list(table.columns)[:4] == ["query", "target", "prediction", "correct"]
     assert len(table) == 6 and set(table["query"]) == {"cat", "dog", "box", "car", "tree", "bird"}
+    for column in ("prediction", "zero-shot prediction"):  # tokens as repr: a newline is not a blank cell
+        assert all(repr(ast.literal_eval(t)) == t for t in table[column]), list(table[column])
     labels = [m.label for m in at.metric]
     assert "In-context accuracy" in labels
     # the attention pattern (circuitsvis' heavy view) is drawn only when asked for

@@ -147,8 +147,34 @@ def test_compare_and_report_links(tmp_path, monkeypatch, model):
     ss = at.session_state
     assert (ss["compare_tasks"], ss["compare_top_k"], ss["compare_n_eval"]) == (["antonym", "present_past"], 5, 10)
     assert at.query_params["tasks"] == "antonym,present_past"
-    at = _open(tmp_path, monkeypatch, "compare_tasks", model=model, tasks="antonym", layer="auto")
-    assert any("`tasks=antonym`" in w and "Compare 2 to 8 tasks" in w for w in _warnings(at))
+    at = _open(tmp_path, monkeypatch, "compare_tasks", model=model, tasks="antonym", layer="auto", run="yes")
+    warned = _warnings(at)
+    assert any("`tasks=antonym`" in w and "Compare 2 to 8 tasks" in w for w in warned)
+    assert any("`run=yes`" in w and "use 1" in w and "no comparison until Run" in w for w in warned)
+    assert at.session_state["compare_request"] is None and "run" not in at.query_params
     at = _open(tmp_path, monkeypatch, "task_report", model=model, k="31", prompt="Hello")
     [warning] = _warnings(at)
     assert "`k=31`" in warning and "from 1 to 30" in warning and at.session_state["report_prompt"] == "Hello"
+
+
+def test_run_links_show_the_result(tmp_path, monkeypatch, model):
+    """``run=1`` on Compare tasks and Task report: the link opens on the result of the Run, and
+    a changed choice (the result no longer the choices') leaves it out of the URL again."""
+    from app_helpers import errors
+
+    small = {"model": model, "shots": "3", "prompts": "3"}
+    link = small | {"tasks": "antonym,present_past", "k": "2", "layer": "1", "n_eval": "5", "run": "1"}
+    at = _open(tmp_path, monkeypatch, "compare_tasks", **link)
+    assert not _warnings(at) and not errors(at)
+    assert list(frame(at, "own vector")["task"]) == ["antonym", "present_past"]
+    assert list(frame(at, "own vector")["layer"]) == [1, 1]
+    assert at.query_params == link
+    at.slider(key="_w_compare_top_k").set_value(3).run()
+    assert any("changed since the last Run" in i.value for i in at.info) and "run" not in at.query_params
+    link = small | {"k": "2", "run": "1"}
+    at = _open(tmp_path, monkeypatch, "task_report", **link)
+    assert not _warnings(at) and not errors(at)
+    assert [h.value for h in at.subheader][:1] == ["Verdict"]
+    [heads] = [c.value for c in at.caption if "held-out test queries, 3 shots. Heads: " in c.value]
+    assert len(heads.split("Heads: ")[1].split(". Computed")[0].split(", ")) == 2  # the link's k
+    assert at.query_params == link

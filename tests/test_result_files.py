@@ -298,9 +298,10 @@ def test_warm_then_the_cli_answers_from_cache_with_the_same_numbers(tiny_llama_f
     monkeypatch.setenv("FV_STUDIO_RESULTS", str(tmp_path / "warmed"))
     assert cli_main(["warm", *model, "--tasks", "antonym", *TINY]) == 0
     captured = capsys.readouterr()
-    assert "warm [1/1] antonym: 0 of 5 results already stored, 5 computed" in captured.err
+    assert "warm [1/2] antonym: 0 of 8 results already stored, 8 computed" in captured.err
     warmed = json.loads(captured.out)
-    assert warmed["tasks"][0]["computed"] == ["prediction", "workbench", "attribution", "hvector", "fv"]
+    assert warmed["tasks"][0]["computed"][:5] == ["prediction", "workbench", "attribution", "hvector", "fv"]
+    assert warmed["lesson"]["computed"][0] == "lesson_trace"
     cached = _cli(["attribution", *model, "--task", "antonym", *TINY], capsys)
     cached_fv = _cli(["fv", *model, "--task", "antonym", *TINY, "--heads", "10", "--n-eval", "50"], capsys)
     predicted = _cli(["predict", *model, "--task", "antonym", *TINY], capsys)
@@ -314,7 +315,8 @@ def test_warm_then_the_cli_answers_from_cache_with_the_same_numbers(tiny_llama_f
                 assert a[k] == b[k], k
     # a second warm finds everything stored
     assert cli_main(["warm", *model, "--tasks", "antonym", *TINY]) == 0
-    assert "5 of 5 results already stored, 0 computed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "8 of 8 results already stored, 0 computed" in err and "warm [2/2] lesson: 9 of 9" in err
 
 
 def test_the_cached_attribution_loads_neither_the_model_nor_nnsight(tiny_llama_folder, capsys):
@@ -412,9 +414,11 @@ def test_the_preload_loads_the_sidebars_default_model(monkeypatch):
 
 def test_the_pages_answer_from_what_warm_stored(tiny_llama_folder, tmp_path, monkeypatch, capsys):
     """``warm``'s keys are the pages' keys: after it, Model & prompts, Head attribution, Task
-    vectors and Function vector on the sidebar's defaults compute nothing (a fresh memory)."""
+    vectors, Function vector, the five lesson steps and the recipes on their defaults compute
+    nothing (a fresh memory)."""
     from dashboard import compute
-    from tests.app_helpers import start
+    from dashboard.lesson import step
+    from tests.app_helpers import button, errors, start
 
     assert cli_main(["warm", "--model", str(tiny_llama_folder), "--tasks", "antonym"]) == 0
     capsys.readouterr()
@@ -427,3 +431,29 @@ def test_the_pages_answer_from_what_warm_stored(tiny_llama_folder, tmp_path, mon
         assert not at.exception, page
     assert store.computed == computed
     assert store.loaded - loaded == 5  # prediction, workbench, attribution, hvector, fv
+    # the five lesson steps on their defaults, then two recipes: everything comes from disk
+    for n, press in enumerate(
+        (
+            "Run the trace",
+            "Build the h-vector and sweep the layers",
+            "Find the heads and build the function vector",
+            "Steer",
+            "Build from 6 pairs and steer",
+        ),
+        1,
+    ):
+        at.switch_page(step(n).path).run()
+        button(at, press).click().run()
+        assert not at.exception and not errors(at), n
+        assert store.computed == computed, f"lesson step {n} computed something warm did not store"
+    for recipe in (
+        'The word "hot" means (antonym function vector)',
+        "The Eiffel Tower is in Rome (activation addition)",
+        "Weddings (activation addition)",
+    ):
+        at.sidebar.selectbox(key="recipe_choice").set_value(recipe).run()
+        [apply] = [b for b in at.sidebar.button if b.label == "Apply"]
+        apply.click().run()
+        assert not at.exception and not errors(at) and at.session_state["recipe_active"] == recipe
+        assert store.computed == computed, recipe
+    assert store.loaded - loaded == 5 + 9 + 3  # the lesson's 9 task-free results and antonym's 3
