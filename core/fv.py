@@ -207,7 +207,7 @@ def evaluate(
     n_valid = 0
     if layer == "auto":
         layer, valid_by_layer = choose_layer(lm, wb, values, n_eval, coeff, step(0, 0.2))
-        n_valid = len(layer_choice_prompts(wb, n_eval))
+        n_valid = len(layer_choice_prompts(wb.task, wb.settings, n_eval))
     zs_base, zs_by_layer = accuracy_sweep(lm, test.zero_shot, test.targets, per_layer, coeff, step(0.2, 0.45))
     _, hv_by_layer = accuracy_sweep(
         lm, test.zero_shot, test.targets, [(l, wb.stats.hvector[l]) for l in range(n_layers)], 1.0, step(0.45, 0.65)
@@ -250,6 +250,7 @@ def evaluate(
         hvector_best_accuracy=hv_by_layer[best],
         valid_by_layer=valid_by_layer,
         heads_curve=curve,
+        curve_heads=[(int(l), int(h)) for l, h in order],
         decoded_tokens=decode_vector(lm, values),
         n_eval=len(test),
         coeff=coeff,

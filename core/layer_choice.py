@@ -16,25 +16,26 @@ from core import limits
 from core.inference import Progress, no_progress
 from core.layer_sweep import scores_sweep
 from core.models import LoadedModel
-from core.prompts import PromptSet, build_prompts, split_task
+from core.prompts import PromptSet, PromptSettings, build_prompts, split_task
 from core.stats import Accuracy
 
 if TYPE_CHECKING:
     from core.fv import Workbench
+    from core.tasks import Task
 
 
 MIN_LAYER_QUERIES = 100  # the layer is chosen on at least this many queries where the task has them
 
 
-def layer_choice_prompts(wb: Workbench, n_eval: int = 50) -> PromptSet:
+def layer_choice_prompts(task: Task, settings: PromptSettings, n_eval: int = 50) -> PromptSet:
     """The queries the layer is chosen on: the valid split, then the train split, never the test
     split; at most ``max(n_eval, MIN_LAYER_QUERIES)``. About ten validation queries alone chose
     layers 20 points worse than the best one on test queries (capitalize, 9 vs 16); the train
     queries are disjoint from the test ones (demos come from train and never show the query)."""
-    splits = split_task(wb.task, wb.settings.seed)
+    splits = split_task(task, settings.seed)
     pool = list(dict.fromkeys(splits.valid + splits.train))  # the whole task once when splits overlap
     n = min(len(pool), max(n_eval, MIN_LAYER_QUERIES), limits.MAX_N_PROMPTS)
-    return build_prompts(pool, splits.train, wb.settings, n_prompts=n)
+    return build_prompts(pool, splits.train, settings, n_prompts=n)
 
 
 def choose_layer(
@@ -57,7 +58,7 @@ def choose_layer(
     is within 0.02 of the best test layer's on average: ``make bench``).
     """
     n_layers = lm.arch.n_layers
-    valid = layer_choice_prompts(wb, n_eval)
+    valid = layer_choice_prompts(wb.task, wb.settings, n_eval)
     per_layer = [(l, values) for l in range(n_layers)]
     acc, logprob = scores_sweep(lm, valid.zero_shot, valid.targets, per_layer, coeff, progress)
     by_layer = acc[1:]

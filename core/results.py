@@ -17,9 +17,12 @@ from core.vectors import Vector
 
 def top_heads(cie: torch.Tensor, k: int) -> list[tuple[int, int]]:
     """The ``k`` heads of largest effect in ``cie [n_layers, n_heads]``, largest first, as
-    (layer, head). (``divmod``, not ``torch.unravel_index``, which imports sympy: half a second.)"""
+    (layer, head); heads not measured (NaN: an attribution over some layers) come last (a
+    descending sort would put NaN first). (``divmod``, not ``torch.unravel_index``, which
+    imports sympy: half a second.)"""
     n_heads = cie.shape[1]
-    return [divmod(int(i), n_heads) for i in torch.argsort(cie.flatten(), descending=True)[:k].tolist()]
+    scores = torch.nan_to_num(cie.flatten().float(), nan=float("-inf"))
+    return [divmod(int(i), n_heads) for i in torch.argsort(scores, descending=True)[:k].tolist()]
 
 
 @dataclass
@@ -51,6 +54,9 @@ class FVReport:
     zero_shot_with_fv_generation_accuracy: float = 0.0
     generation_max_new_tokens: int = 0
     generation_case_sensitive: bool = False
+    # the heads of heads_curve's points in order: the attribution's top heads (which need not be
+    # ``heads``: those may be picked by hand)
+    curve_heads: list[tuple[int, int]] = field(default_factory=list)
 
     # accuracies measured on the n_eval test queries; valid_by_layer is on n_valid queries
     TEST_ACCURACIES = (
@@ -98,6 +104,7 @@ class FVReport:
             elif f.name in self.TEST_CURVES or f.name == "valid_by_layer":
                 d[f.name + "_ci"] = [a.to_json() for a in self.curve(f.name)]
         d["heads"] = [list(h) for h in self.heads]
+        d["curve_heads"] = [list(h) for h in self.curve_heads]
         d["decoded_tokens"] = [[t, s] for t, s in self.decoded_tokens]
         d["examples"] = [dict(row) for row in self.examples]
         d["best_test_layer"] = self.best_test_layer

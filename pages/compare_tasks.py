@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from core import limits
-from core.tasks import builtin_names, load_builtin
-from dashboard import compute, figures, running, sidebar, state, widgets
+from core.scripts.compare import compare_script
+from dashboard import compute, figures, link_params, running, sidebar, state, widgets
 
 st.title("Compare tasks")
 widgets.explain(
@@ -27,9 +27,7 @@ widgets.explain(
 ctx = sidebar.context()
 if widgets.require(ctx):
     lm, settings = ctx.lm, ctx.settings
-    choices = {name: name for name in builtin_names()}
-    if ctx.task is not None and state.get("task_source") != "Built-in task":
-        choices[f"{ctx.task.name} (sidebar)"] = None  # the typed or uploaded task
+    choices = link_params.compare_choices(ctx)  # built-in tasks, and the sidebar's typed or uploaded one
     current = [x for x in state.get("compare_tasks") if x in choices]
     state.set("compare_tasks", current)
     state.bound(
@@ -44,17 +42,8 @@ if widgets.require(ctx):
     state.bound(c1, "slider", "k (top heads per task)", *state.COMPARE_K, key="compare_top_k")
     state.bound(c2, "selectbox", "Layer of the vectors", ["auto"] + list(range(lm.arch.n_layers)), key="compare_layer")
     state.bound(c3, "slider", "Test queries per task", *state.COMPARE_N_EVAL, key="compare_n_eval")
-    labels = state.get("compare_tasks")
-    tasks = tuple(ctx.task if choices[x] is None else load_builtin(choices[x]) for x in labels)
     metric = state.get("metric")
-    wanted = {
-        "tasks": tasks,
-        "settings": settings,
-        "metric": metric,
-        "top_k": int(state.get("compare_top_k")),
-        "layer": state.get("compare_layer"),
-        "n_eval": int(state.get("compare_n_eval")),
-    }
+    wanted = link_params.compare_request(ctx)  # a link's run=1 stores the same on opening
     st.caption(
         f"{settings.n_prompts} prompts per task, {settings.n_shots} shots, corrupted prompts with "
         f"{settings.corruption} labels, metric {metric} (the sidebar's and Head attribution's choices). Each task "
@@ -150,4 +139,18 @@ if widgets.require(ctx):
                 json.dumps(res.to_json(), indent=2, ensure_ascii=False),
                 file_name="compare_tasks.json",
                 mime="application/json",
+            )
+            widgets.nnsight_code(
+                "this comparison (one forward per patched head of every task: slow, for reading)",
+                lambda: compare_script(
+                    ctx.spec,
+                    request["tasks"],
+                    request["settings"],
+                    res.layers,
+                    res.layer_choice,
+                    res.metric,
+                    res.top_k,
+                    request["n_eval"],
+                ),
+                "compare_tasks.py",
             )

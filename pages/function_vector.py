@@ -113,7 +113,15 @@ if widgets.require(ctx):
                 widgets.nnsight_code(  # the script behind these numbers
                     "the function vector, its evaluation and decoding",
                     lambda: fv_script(
-                        ctx.spec, task, settings, rep.heads, rep.layer, n_eval, rep.coeff, rep.layer_choice
+                        ctx.spec,
+                        task,
+                        settings,
+                        rep.heads,
+                        rep.layer,
+                        n_eval,
+                        rep.coeff,
+                        rep.layer_choice,
+                        curve_heads=rep.curve_heads,
                     ),
                     f"function_vector_{task.name}.py",
                 )

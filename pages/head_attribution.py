@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.models import LoadedModel, ModelSpec
 from core.scripts.attribution import attribution_script, mean_activations_script
+from core.scripts.heads import heads_script
 from core.stats import Accuracy
 from dashboard import circuits, compute, figures, running, sidebar, state, widgets
 
@@ -187,4 +188,19 @@ if widgets.require(ctx):
                     f"Ablation on {curves.n_prompts} held-out in-context prompts; with all 10 of each ablated: "
                     + "; ".join(f"{k} {v[-1]}" for k, v in accs.items())
                     + f". Computed in {cmp.seconds + cmp.induction.seconds:.1f} s."
+                )
+                widgets.nnsight_code(
+                    "the induction comparison (one forward per patched head and per ablated set: slow, for reading)",
+                    lambda: heads_script(
+                        ctx.spec,
+                        task,
+                        settings,
+                        cmp.metric,
+                        settings.n_prompts,  # the n_eval of the comparison above
+                        len(curves.n) - 1,  # the heads ablated at most
+                        cmp.induction.n_seqs,
+                        cmp.induction.seq_len,
+                        cmp.induction.seed,
+                    ),
+                    f"heads_{task.name}.py",
                 )

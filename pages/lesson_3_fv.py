@@ -70,7 +70,15 @@ if widgets.require(ctx):
             widgets.nnsight_code(
                 "the function vector, its evaluation and decoding",
                 lambda: fv_script(
-                    ctx.spec, task, settings, rep.heads, rep.layer, course.N_EVAL, rep.coeff, rep.layer_choice
+                    ctx.spec,
+                    task,
+                    settings,
+                    rep.heads,
+                    rep.layer,
+                    course.N_EVAL,
+                    rep.coeff,
+                    rep.layer_choice,
+                    curve_heads=rep.curve_heads,
                 ),
                 f"lesson_function_vector_{task.name}.py",
             )

@@ -112,7 +112,15 @@ if widgets.require(ctx):
             widgets.nnsight_code(
                 "the function vector, its evaluation and decoding",
                 lambda: fv_script(
-                    ctx.spec, task, rep.settings, r.heads, r.layer, rep.options.n_eval, r.coeff, r.layer_choice
+                    ctx.spec,
+                    task,
+                    rep.settings,
+                    r.heads,
+                    r.layer,
+                    rep.options.n_eval,
+                    r.coeff,
+                    r.layer_choice,
+                    curve_heads=r.curve_heads,
                 ),
                 f"report_function_vector_{task.name}.py",
             )

@@ -510,3 +510,12 @@ def test_top_heads_are_layer_head_pairs_largest_first():
         cie=cie, per_prompt=cie[..., None], baseline=torch.zeros(1), metric="prob", method="fast", seconds=0.0
     )
     assert at.top_heads(3) == [(2, 1), (1, 0), (0, 3)]
+
+
+def test_top_heads_put_heads_not_measured_last():
+    """An attribution over some layers leaves the other heads NaN: never among the top heads."""
+    from core.results import top_heads
+
+    cie = torch.full((3, 2), float("nan"))
+    cie[1] = torch.tensor([-0.2, 0.1])  # only layer 1 measured, one effect negative
+    assert top_heads(cie, 2) == [(1, 1), (1, 0)]

@@ -9,13 +9,14 @@ are far from 0 and a script that adds a vector at the wrong place changes them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 from conftest import FAMILIES, save_tiny
-from script_helpers import as_json, assert_matches, run_scripts
+from script_helpers import IGNORED, as_json, assert_matches, run_scripts
 
-from core import fv
+from core import fv, layer_choice
 from core.inference import encode, first_token_ids, run_forward, top_tokens
 from core.models import ModelSpec, load_model
 from core.predict import predict, tokens
@@ -45,6 +46,38 @@ def own_answers_task(lm, n_max: int = 30) -> Task:
     return Task(name=f"own_{lm.arch.family}", pairs=tuple(pairs[:n_max]))
 
 
+@contextlib.contextmanager
+def layer_rule_recorded():
+    """Records what the app's layer choice measures (``scores_sweep`` as :mod:`core.layer_choice`
+    calls it) and yields a list that receives, per choice, the ``layer_rule`` a script prints:
+    the log-probability per layer, the Wilson bound of the best layer and the layers tied with it."""
+    rules, measure = [], layer_choice.scores_sweep
+
+    def record(lm, prompts, *args):
+        acc, logprob = measure(lm, prompts, *args)
+        correct = [round(a * len(prompts)) for a in acc[1:]]  # [0] is the unedited run
+        low = Accuracy(max(correct), len(prompts)).interval[0]
+        tied = [l for l, c in enumerate(correct) if c == max(correct) or c / len(prompts) >= low]
+        rules.append({"valid_logprob_by_layer": logprob[1:], "tied_low": low, "tied_layers": tied})
+        return acc, logprob
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(layer_choice, "scores_sweep", record)
+        yield rules
+
+
+def fv_case(name: str, lm, wb, heads, layer, coeff: float, n_eval: int = N_EVAL) -> tuple[str, str, dict]:
+    """(name, the fv script, the app's report) for heads at ``layer`` (an int or ``"auto"``),
+    built as the pages build it (the heads curve's own heads from the report)."""
+    with layer_rule_recorded() as rules:
+        report = fv.evaluate(lm, wb, heads, layer=layer, n_eval=n_eval, coeff=coeff)
+    expected = {"model": lm.model_id, "task": wb.task.name, **report.to_json()}
+    if layer == "auto":
+        (expected["layer_rule"],) = rules
+    args = (heads, report.layer, n_eval, coeff, report.layer_choice)
+    return name, fv_script(lm.spec, wb.task, wb.settings, *args, curve_heads=report.curve_heads), expected
+
+
 def family_cases(family: str, tokenizer, folder) -> list[tuple[str, str, dict]]:
     """(name, script source, the app's result) for one family: every kind on Llama, the
     function vector and the attribution grid (which touch every layout path) on the others."""
@@ -55,8 +88,11 @@ def family_cases(family: str, tokenizer, folder) -> list[tuple[str, str, dict]]:
     metric = "prob" if family in ("llama", "gptj") else "logprob"
     at = fv.run_attribution(lm, wb, metric=metric)
     layers = [1] if family == "gptj" else None  # the script may patch a few layers only
-    heads, layer, coeff = at.top_heads(3), 1, 3.0
-    report = fv.evaluate(lm, wb, heads, layer=layer, n_eval=N_EVAL, coeff=coeff)
+    heads, coeff = at.top_heads(3), 3.0
+    # gpt2 chooses its layer; gpt_neox's heads are picked by hand, out of rank order (the heads
+    # curve still adds the attribution's top heads, core.fv.evaluate)
+    fv_layer = "auto" if family == "gpt2" else 1
+    fv_heads = [heads[2], heads[0]] if family == "gpt_neox" else heads
     cases = [
         (
             f"{family}-attribution",
@@ -77,11 +113,7 @@ def family_cases(family: str, tokenizer, folder) -> list[tuple[str, str, dict]]:
                 "top_heads": [list(h) for h in at.top_heads(at.cie.numel()) if layers is None or h[0] in layers][:20],
             },
         ),
-        (
-            f"{family}-fv",
-            fv_script(spec, task, SETTINGS, heads, layer, N_EVAL, coeff, report.layer_choice),
-            {"model": lm.model_id, "task": task.name, **report.to_json()},
-        ),
+        fv_case(f"{family}-fv", lm, wb, fv_heads, fv_layer, coeff),
     ]
     if family == "llama":
         prompt = "The Eiffel Tower is in the city of"
@@ -142,10 +174,13 @@ def family_cases(family: str, tokenizer, folder) -> list[tuple[str, str, dict]]:
     return cases
 
 
-def cli_cases(folder, task: Task, root) -> list[tuple[str, str, dict]]:
+def cli_cases(folder, root) -> list[tuple[str, str, dict]]:
     """``python -m core predict|attribution|fv --script FILE`` on the tiny Llama: (name, the
-    script it wrote, its own JSON). The fv script must carry the heads top-k chose."""
+    script it wrote, its own JSON). The fv script must carry the heads top-k chose, and choose
+    its layer again (``--layer auto``): its ``layer_rule`` is compared with the app's."""
     from core.cli import main
+
+    task = own_answers_task(load_model(ModelSpec(model_id=str(folder))))
 
     task_file = root / f"{task.name}.json"
     task_file.write_text(json.dumps(task.to_json()), encoding="utf-8")
@@ -160,9 +195,12 @@ def cli_cases(folder, task: Task, root) -> list[tuple[str, str, dict]]:
         mp.setenv("FV_STUDIO_CACHE", str(root / "cache"))  # the CLI's stored results stay here
         for command, extra in commands.items():
             script, out = root / f"cli_{command}.py", root / f"cli_{command}.json"
-            assert main([command, *common, *extra, "--script", str(script), "--out", str(out)]) == 0
+            with layer_rule_recorded() as rules:
+                assert main([command, *common, *extra, "--script", str(script), "--out", str(out)]) == 0
             result = json.loads(out.read_text(encoding="utf-8"))
             assert result["script"] == str(script)
+            if command == "fv":
+                (result["layer_rule"],) = rules
             cases.append((f"cli-{command}", script.read_text(encoding="utf-8"), result))
     return cases
 
@@ -191,8 +229,7 @@ def run_cases(cases: list[tuple[str, str, dict]], root) -> dict[str, tuple[dict,
 def script_results(tokenizer, tmp_path_factory):
     root = tmp_path_factory.mktemp("scripts")
     cases = [c for family in FAMILIES for c in family_cases(family, tokenizer, root / family)]
-    llama = root / "llama"
-    cases += cli_cases(llama, own_answers_task(load_model(ModelSpec(model_id=str(llama)))), root)
+    cases += cli_cases(root / "llama", root)
     return run_cases(cases, root)
 
 
@@ -221,6 +258,42 @@ def test_the_comparison_sees_real_accuracies(script_results):
         _, app = script_results[f"{family}-fv"]
         accs = [app["zero_shot_baseline"], *app["zero_shot_by_layer"], *app["hvector_by_layer"]]
         assert any(0 < a < 1 for a in accs) and len(set(accs)) > 1, (family, accs)
+
+
+FV_CASES = [f"{f}-fv" for f in FAMILIES] + ["cli-fv"]
+
+
+@pytest.mark.parametrize("case", FV_CASES)
+def test_the_fv_script_prints_every_number_of_the_app(script_results, case):
+    """The comparison above checks what a script printed; here, that it printed every key of the
+    app's report (the heads curve, the layer choice and its rule, the generated answers and
+    their accuracies, each interval), and every column of the examples table."""
+    assert_prints_every_number(*script_results[case], case)
+
+
+def assert_prints_every_number(got: dict, expected: dict, case: str) -> None:
+    cli_only = {"script"}  # where the CLI wrote the script
+    assert not set(expected) - set(got) - IGNORED - cli_only, f"{case}: not printed"
+    assert all(set(g) == set(e) for g, e in zip(got["examples"], expected["examples"])), case
+    assert ("layer_rule" in got) == got["layer_choice"].startswith("auto"), case
+
+
+def test_the_scripts_answer_match_is_the_apps():
+    """The whole-answer match a script inlines (traces.ANSWER_MATCH) is core.generation_scoring's,
+    on answers cut at a stop, stripped of punctuation, in and out of case-sensitive tasks."""
+    import unicodedata
+
+    from core.generation_scoring import answer_stops, is_match
+    from core.scripts.traces import ANSWER_MATCH
+
+    stops = answer_stops("Q: {x}\nA: {y}.", " | ")
+    pairs = [(" Paris.\nQ:", "Paris"), (" «paris»", "Paris"), (" Paris | x", "Paris"), (" Pa ris", "Paris")]
+    pairs += [(" apple", "Apple"), (" Apple", "Apple"), ("", "b"), (" b!", "b"), (" Paris is", "Paris")]
+    for case in (False, True):
+        script = {"unicodedata": unicodedata, "STOPS": list(stops), "CASE_SENSITIVE": case}
+        exec(ANSWER_MATCH, script)
+        for generated, answer in pairs:
+            assert script["is_match"](generated, answer) == is_match(generated, answer, case, stops), (generated, case)
 
 
 def test_script_flag_is_checked_before_the_model_loads(tmp_path, capsys):
@@ -253,7 +326,6 @@ def default_results(tmp_path_factory):
     at = indirect_effects(lm, wb.prompts, wb.stats.mean_heads, heads=heads)  # the app's fast path
     pred = predict(lm, task, SLOW_SETTINGS)
     fv_heads = at.top_heads(4)  # NaN (not computed) cells sort last
-    report = fv.evaluate(lm, wb, fv_heads, layer=9, n_eval=12)
     cases = [
         (
             "default-predict",
@@ -265,11 +337,8 @@ def default_results(tmp_path_factory):
             attribution_script(lm.spec, task, SLOW_SETTINGS, "prob", SLOW_LAYERS),
             {"model": lm.model_id, "task": task.name, "metric": "prob", "cie": at.cie.tolist()},
         ),
-        (
-            "default-fv",
-            fv_script(lm.spec, task, SLOW_SETTINGS, fv_heads, 9, 12, 1.0, report.layer_choice),
-            {"model": lm.model_id, "task": task.name, **report.to_json()},
-        ),
+        # the layer chosen as the app does; generated answers on a model that gets some right
+        fv_case("default-fv", lm, wb, fv_heads, "auto", 1.0, n_eval=12),
     ]
     return run_cases(cases, tmp_path_factory.mktemp("default_scripts"))
 
@@ -280,6 +349,8 @@ def test_exported_script_reproduces_the_app_on_the_default_model(default_results
     got, expected = default_results[case]
     if case == "default-attribution":  # only the app's numbers that the script recomputes
         got = {k: got[k] for k in ("model", "task", "metric", "cie", "top_heads")}
+    if case == "default-fv":
+        assert_prints_every_number(got, expected, case)
     assert_matches(got, expected, case)
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cli.common import file_error, int_arg, model_of, settings_of, spec_of, task_of
 from core.cli.steering import save_target
@@ -16,6 +17,9 @@ from core.files import check_writable, write_atomic
 from core.models import ModelSpec
 from core.result_keys import attribution_key, fv_key, prediction_key, workbench_key
 from core.results import top_heads
+
+if TYPE_CHECKING:
+    from core.tasks import Task
 
 
 def cmd_info(args: argparse.Namespace) -> dict:
@@ -164,16 +168,23 @@ def cmd_fv(args: argparse.Namespace) -> dict:
     return result
 
 
-def cmd_compare(args: argparse.Namespace) -> dict:
+def compare_tasks_of(args: argparse.Namespace) -> list[Task]:
+    """The tasks of ``compare``: ``--tasks`` (built-in names), then ``--task-files``, checked
+    (2 to the limit, distinct names). Read by the command and again by its ``--script``."""
     from core import checks
-    from core.compare import compare_tasks
     from core.tasks import load_builtin, load_task_file
 
-    # every task is read and checked before the (slow) load
     names = [n.strip() for n in (args.tasks or "").split(",") if n.strip()]
     files = [f.strip() for f in (args.task_files or "").split(",") if f.strip()]
     tasks = [load_builtin(n) for n in names] + [load_task_file(f) for f in files]
     checks.check_task_names([t.name for t in tasks])
+    return tasks
+
+
+def cmd_compare(args: argparse.Namespace) -> dict:
+    from core.compare import compare_tasks
+
+    tasks = compare_tasks_of(args)  # every task is read and checked before the (slow) load
     layer: int | str = args.layer if args.layer == "auto" else int_arg(args.layer, "--layer")
     lm = model_of(args)
     result = compare_tasks(

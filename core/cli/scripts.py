@@ -6,13 +6,18 @@ the model loads and written atomically."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from core.cli.common import file_error, settings_of, task_of
 from core.errors import UserInputError
 from core.files import check_writable
 from core.models import ModelSpec
 
-SCRIPT_COMMANDS = ("predict", "attribution", "fv", "steer")
+if TYPE_CHECKING:
+    from core.prompts import PromptSettings
+    from core.tasks import Task
+
+SCRIPT_COMMANDS = ("predict", "attribution", "fv", "steer", "heads", "compare", "report")
 
 
 def add_script_args(parser: argparse.ArgumentParser, command: str) -> None:
@@ -59,7 +64,38 @@ def script_for(args: argparse.Namespace, result: dict) -> str:
         from core.scripts.predict import predict_script
 
         return predict_script(spec, result["task"], result["prompts"], result["zero_shot_prompts"], result["targets"])
+    if args.command == "compare":  # several tasks, read again as the command read them
+        from core.cli.analysis import compare_tasks_of
+        from core.scripts.compare import compare_script
+
+        return compare_script(
+            spec,
+            compare_tasks_of(args),
+            settings_of(args),
+            [int(layer) for layer in result["layers"]],
+            result["layer_choice"],
+            result["metric"],
+            int(result["top_k"]),
+            args.n_eval,
+        )
     task, settings = task_of(args), settings_of(args)
+    if args.command == "heads":
+        from core.scripts.heads import heads_script
+
+        induction = result["induction_settings"]
+        return heads_script(
+            spec,
+            task,
+            settings,
+            result["metric"],
+            args.n_eval,
+            len(result["ablation"]["n"]) - 1,  # n_max
+            induction["n_seqs"],
+            induction["seq_len"],
+            induction["seed"],
+        )
+    if args.command == "report":
+        return report_script_for(args, task, settings, result)
     if args.command == "attribution":
         from core.scripts.attribution import attribution_script
 
@@ -81,8 +117,33 @@ def script_for(args: argparse.Namespace, result: dict) -> str:
             args.n_eval,
             float(result["coeff"]),
             result["layer_choice"],
+            curve_heads=[(int(l), int(h)) for l, h in result["curve_heads"]],
         )
     raise UserInputError(f"--script is not available for {args.command}.")
+
+
+def report_script_for(args: argparse.Namespace, task: Task, settings: PromptSettings, result: dict) -> str:
+    """The report's script: the numbers are those of the report's JSON, which is in the
+    ``--json`` file when one was given (stdout then carries the verdict only)."""
+    import json
+    from pathlib import Path
+
+    from core.report import ReportOptions
+    from core.scripts.report import report_script
+
+    data = result if "cie" in result else json.loads(Path(args.json_path).read_text(encoding="utf-8"))
+    generation = data["generation"]
+    return report_script(
+        ModelSpec(model_id=args.model, dtype=args.dtype, device=args.device),
+        task,
+        settings,
+        ReportOptions(**data["options"]),
+        int(data["layer"]),
+        data["layer_choice"],
+        generation["prompt"],
+        generation["query"],
+        generation["target"],
+    )
 
 
 def write_script_for(args: argparse.Namespace, result: dict) -> None:

@@ -6,6 +6,7 @@ the shared parts (header, model loading, layout table, JSON output, writing a fi
 :mod:`.traces` the last-token measurements the analysis scripts share,
 :mod:`.predict` predictions and accuracy, :mod:`.task_vectors` the h-vector and its layer
 sweep, :mod:`.attribution` mean head activations and the indirect-effect grid,
-:mod:`.function_vector` the function vector, its evaluation and decoding, and
-:mod:`.steering` every kind of steering.
+:mod:`.function_vector` the function vector, its evaluation and decoding,
+:mod:`.steering` every kind of steering, :mod:`.heads` induction scores and the ablation
+curves, :mod:`.compare` several tasks compared, and :mod:`.report` the task report's numbers.
 """

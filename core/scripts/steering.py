@@ -153,7 +153,9 @@ def next_token_change(before, after, k=8):
 
     k = min(k, diff.numel())
     return {"kl": kl, "rose": listed(diff.topk(k).indices, 1.0), "fell": listed((-diff).topk(k).indices, -1.0)}
+'''
 
+FIRST_DIVERGENCE = '''
 
 def first_divergence(a, b):
     """Index of the first differing character (the shorter length if one is a prefix)."""
@@ -299,6 +301,6 @@ def steer_script(
         common.layout_block(),
         settings,
         vector_block(source, [layer]),
-        spaced(generate_block(mode), _CHANGE, SAMPLER if decoding.sample else "", _RUN),
+        spaced(generate_block(mode), _CHANGE, FIRST_DIVERGENCE, SAMPLER if decoding.sample else "", _RUN),
         common.print_block(),
     )
