@@ -379,26 +379,45 @@ def test_a_shared_server_leaves_clearing_to_the_operator(tiny_llama_folder, tmp_
     assert ResultFiles().files() == []
 
 
-def test_serve_starts_the_preload_then_streamlit_on_the_app(monkeypatch):
-    import streamlit.web.cli as st_cli
+def _in_a_fresh_process(code: str) -> str:
+    """Run ``code`` in a new interpreter at the repository root (``serve.main`` runs first in a
+    process, before anything imports nnsight); its stdout."""
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
 
-    from dashboard import serve
 
-    started, ran = [], []
+def test_serve_loads_the_model_before_streamlit_starts_its_server():
+    out = _in_a_fresh_process(
+        "import json, sys\n"
+        "import streamlit.web.bootstrap as bootstrap, streamlit.web.cli as cli\n"
+        "from dashboard import serve\n"
+        "calls = []\n"
+        "serve.preload = lambda: calls.append('preload')\n"
+        "bootstrap.run = lambda *args, **kwargs: calls.append('server')\n"
+        "def streamlit_main():  # what `streamlit run` does once it has read its config\n"
+        "    calls.append(list(sys.argv))\n"
+        "    bootstrap.run(str(serve.APP), False, [], {})\n"
+        "cli.main = streamlit_main\n"
+        "serve.main(['--server.port', '8599'])\n"
+        "print(json.dumps(calls))\n"
+    )
+    app = str(ROOT / "dashboard" / "app.py")
+    assert json.loads(out) == [["streamlit", "run", app, "--server.port", "8599"], "preload", "server"]
 
-    class FakeThread:
-        def __init__(self, target, name, daemon):
-            self.target = target
 
-        def start(self):
-            started.append(self.target)
-
-    monkeypatch.setattr(serve.threading, "Thread", FakeThread)
-    monkeypatch.setattr(st_cli, "main", lambda: ran.append(list(sys.argv)))
-    monkeypatch.setattr(sys, "argv", ["python -m dashboard.serve"])
-    serve.main(["--server.port", "8599"])
-    assert started == [serve.preload]
-    assert ran == [["streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", "8599"]]
+def test_the_servers_anyio_classes_survive_the_preloads_nnsight():
+    """nnsight gives every object a ``save`` method; anyio's typed-attribute classes, defined
+    after that, refuse it and the server's lifespan fails: serve imports them first."""
+    out = _in_a_fresh_process(
+        "import streamlit.web.cli as cli\n"
+        "from dashboard import serve\n"
+        "cli.main = lambda: None\n"
+        "serve.main([])\n"
+        "import nnsight, anyio._backends._asyncio\n"
+        "print('ok')\n"
+    )
+    assert out.strip() == "ok"
 
 
 def test_the_preload_loads_the_sidebars_default_model(monkeypatch):
