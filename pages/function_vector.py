@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.scripts.function_vector import fv_script
+from core.scripts.function_vector import fv_report_script
 from dashboard import compute, figures, running, saving, sidebar, state, widgets
 
 st.title("Function vector")
@@ -112,17 +112,7 @@ if widgets.require(ctx):
                 st.dataframe(pd.DataFrame(rep.examples), width="stretch", key="fv_examples")
                 widgets.nnsight_code(  # the script behind these numbers
                     "the function vector, its evaluation and decoding",
-                    lambda: fv_script(
-                        ctx.spec,
-                        task,
-                        settings,
-                        rep.heads,
-                        rep.layer,
-                        n_eval,
-                        rep.coeff,
-                        rep.layer_choice,
-                        curve_heads=rep.curve_heads,
-                    ),
+                    lambda: fv_report_script(ctx.spec, task, settings, rep, n_eval),
                     f"function_vector_{task.name}.py",
                 )
                 st.subheader("Save")

@@ -9,7 +9,7 @@ from core import course
 from core.errors import UserInputError
 from core.held_out import without_prompt_pairs
 from core.scripts.attribution import attribution_script
-from core.scripts.function_vector import fv_script
+from core.scripts.function_vector import fv_report_script
 from core.scripts.steering import steer_script
 from core.scripts.steering_vectors import InlineVector
 from core.steer import Decoding
@@ -69,17 +69,7 @@ if widgets.require(ctx):
             widgets.fv_metrics(st.columns(5), rep)
             widgets.nnsight_code(
                 "the function vector, its evaluation and decoding",
-                lambda: fv_script(
-                    ctx.spec,
-                    task,
-                    settings,
-                    rep.heads,
-                    rep.layer,
-                    course.N_EVAL,
-                    rep.coeff,
-                    rep.layer_choice,
-                    curve_heads=rep.curve_heads,
-                ),
+                lambda: fv_report_script(ctx.spec, task, settings, rep, course.N_EVAL),
                 f"lesson_function_vector_{task.name}.py",
             )
             st.plotly_chart(

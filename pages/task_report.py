@@ -9,7 +9,7 @@ import streamlit as st
 from core.report import ReportOptions
 from core.report_html import render
 from core.scripts.attribution import attribution_script
-from core.scripts.function_vector import fv_script
+from core.scripts.function_vector import fv_report_script
 from dashboard import compute, link_params, running, sidebar, state, widgets
 
 st.title("Task report")
@@ -111,16 +111,6 @@ if widgets.require(ctx):
             )
             widgets.nnsight_code(
                 "the function vector, its evaluation and decoding",
-                lambda: fv_script(
-                    ctx.spec,
-                    task,
-                    rep.settings,
-                    r.heads,
-                    r.layer,
-                    rep.options.n_eval,
-                    r.coeff,
-                    r.layer_choice,
-                    curve_heads=r.curve_heads,
-                ),
+                lambda: fv_report_script(ctx.spec, task, rep.settings, r, rep.options.n_eval),
                 f"report_function_vector_{task.name}.py",
             )

@@ -22,7 +22,7 @@ from core.models import ModelSpec, load_model
 from core.predict import predict, tokens
 from core.prompts import DEFAULT_TEMPLATE, PromptSettings, render_query
 from core.scripts.attribution import attribution_script, mean_activations_script
-from core.scripts.function_vector import fv_script
+from core.scripts.function_vector import fv_report_script
 from core.scripts.predict import next_token_script, predict_script
 from core.scripts.task_vectors import hvector_script
 from core.stats import Accuracy
@@ -74,8 +74,7 @@ def fv_case(name: str, lm, wb, heads, layer, coeff: float, n_eval: int = N_EVAL)
     expected = {"model": lm.model_id, "task": wb.task.name, **report.to_json()}
     if layer == "auto":
         (expected["layer_rule"],) = rules
-    args = (heads, report.layer, n_eval, coeff, report.layer_choice)
-    return name, fv_script(lm.spec, wb.task, wb.settings, *args, curve_heads=report.curve_heads), expected
+    return name, fv_report_script(lm.spec, wb.task, wb.settings, report, n_eval), expected
 
 
 def family_cases(family: str, tokenizer, folder) -> list[tuple[str, str, dict]]:

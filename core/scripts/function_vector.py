@@ -248,3 +248,20 @@ result["valid_by_layer_ci"] = [wilson(round(a * n_valid), n_valid) for a in vali
         compute,
         print_block(),
     )
+
+
+def fv_report_script(model: ModelSpec | str, task: Task, settings: PromptSettings, report, n_eval: int) -> str:
+    """:func:`fv_script` of a :class:`core.results.FVReport` (its heads, layer, coefficient,
+    layer choice and heads-curve heads), evaluated on ``n_eval`` requested test queries: the
+    pages' expanders."""
+    return fv_script(
+        model,
+        task,
+        settings,
+        report.heads,
+        report.layer,
+        n_eval,
+        report.coeff,
+        report.layer_choice,
+        curve_heads=report.curve_heads,
+    )
